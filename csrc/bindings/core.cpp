@@ -1,0 +1,157 @@
+// pybind11 bindings of ganmetrics._core: the only C++ file that includes pybind11 (with cuda.cpp).
+// Shapes and dtypes are checked here once; the GIL is released around every kernel.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cblas.h>
+#include <omp.h>
+
+#include "common/common.h"
+#include "linalg/linalg.h"
+#include "moments/moments.h"
+
+
+namespace py = pybind11;
+using gm::DType;
+using gm::MatView;
+
+namespace {
+
+using F64Array = py::array_t<double, py::array::c_style>;
+
+MatView make_view(const py::array& a, int dtype_code, const char* name) {
+  if (a.ndim() != 2) throw std::invalid_argument(std::string(name) + " must be 2-D");
+  if (dtype_code < 0 || dtype_code > 3) throw std::invalid_argument(std::string(name) + ": unknown dtype code");
+  MatView v;
+  v.dtype = static_cast<DType>(dtype_code);
+  const py::ssize_t want = (v.dtype == DType::F64) ? 8 : (v.dtype == DType::F32) ? 4 : 2;
+  if (a.itemsize() != want)
+    throw std::invalid_argument(std::string(name) + ": item size does not match dtype " + gm::dtype_name(v.dtype));
+  if (a.strides(0) % want != 0 || a.strides(1) % want != 0)
+    throw std::invalid_argument(std::string(name) + ": strides are not a multiple of the item size");
+  v.data = a.data();
+  v.rows = a.shape(0);
+  v.cols = a.shape(1);
+  v.row_stride = a.strides(0) / want;
+  v.col_stride = a.strides(1) / want;
+  return v;
+}
+
+double* writable(F64Array& a, const char* name) {
+  if (!a.writeable()) throw std::invalid_argument(std::string(name) + " must be writable");
+  return a.mutable_data();
+}
+
+void check_square(const F64Array& s, const char* name) {
+  if (s.ndim() != 2 || s.shape(0) != s.shape(1) || s.shape(0) < 1)
+    throw std::invalid_argument(std::string(name) + " must be a non-empty square matrix");
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "ganmetrics compiled kernels (CPU): moments, linalg, pairwise";
+
+  m.def("build_info", []() {
+    py::dict d;
+    d["blas"] = GANMETRICS_BLAS_NAME;
+    d["blas_config"] = std::string(scipy_openblas_get_config());
+    d["openmp_max_threads"] = omp_get_max_threads();
+    d["num_threads"] = gm::num_threads();
+    return d;
+  });
+  m.def("set_num_threads", &gm::set_num_threads, py::arg("n"));
+  m.def("get_num_threads", &gm::num_threads);
+
+  // ------------------------------------------------------------------ moments
+  m.def(
+      "moments_update",
+      [](F64Array mean, F64Array m2, int64_t n, const py::array& x, int dtype_code,
+         std::optional<py::array_t<int64_t, py::array::c_style | py::array::forcecast>> rows, int64_t chunk_rows) {
+        gm::MomentsState st;
+        st.dim = mean.shape(0);
+        st.n = n;
+        st.mean = writable(mean, "mean");
+        st.m2 = writable(m2, "m2");
+        if (m2.ndim() != 2 || m2.shape(0) != st.dim || m2.shape(1) != st.dim)
+          throw std::invalid_argument("m2 must be dim x dim");
+        gm::MomentsUpdateParams p;
+        p.x = make_view(x, dtype_code, "features");
+        p.chunk_rows = chunk_rows;
+        if (rows) {
+          p.rows = rows->data();
+          p.num_rows = rows->shape(0);
+        }
+        {
+          py::gil_scoped_release nogil;
+          gm::moments_update(st, p);
+        }
+        return st.n;
+      },
+      py::arg("mean"), py::arg("m2"), py::arg("n"), py::arg("x"), py::arg("dtype"), py::arg("rows") = py::none(),
+      py::arg("chunk_rows") = 0);
+
+  m.def(
+      "moments_merge",
+      [](F64Array mean, F64Array m2, int64_t n, int64_t nb, const F64Array& mean_b, const F64Array& m2_b) {
+        gm::MomentsState st;
+        st.dim = mean.shape(0);
+        st.n = n;
+        st.mean = writable(mean, "mean");
+        st.m2 = writable(m2, "m2");
+        if (mean_b.shape(0) != st.dim || m2_b.size() != st.dim * st.dim)
+          throw std::invalid_argument("cannot merge statistics of different dimensions");
+        {
+          py::gil_scoped_release nogil;
+          gm::moments_merge(st, nb, mean_b.data(), m2_b.data());
+        }
+        return st.n;
+      },
+      py::arg("mean"), py::arg("m2"), py::arg("n"), py::arg("nb"), py::arg("mean_b"), py::arg("m2_b"));
+
+  // ------------------------------------------------------------------ linalg
+  py::class_<gm::PsdFactor>(m, "PsdFactor")
+      .def_readonly("dim", &gm::PsdFactor::dim)
+      .def_readonly("rank", &gm::PsdFactor::rank)
+      .def_readonly("trace", &gm::PsdFactor::trace)
+      .def_readonly("max_diag", &gm::PsdFactor::max_diag);
+
+  m.def(
+      "psd_factor",
+      [](const F64Array& s, const std::string& name) {
+        check_square(s, name.c_str());
+        py::gil_scoped_release nogil;
+        return gm::psd_factor(s.data(), s.shape(0), name.c_str());
+      },
+      py::arg("sigma"), py::arg("name"));
+
+  m.def(
+      "trace_sqrt_product",
+      [](const gm::PsdFactor& f, const F64Array& s2, const std::string& name2) {
+        check_square(s2, name2.c_str());
+        if (s2.shape(0) != f.dim) throw std::invalid_argument(name2 + " has a different dimension from the reference");
+        gm::TraceSqrtResult r;
+        {
+          py::gil_scoped_release nogil;
+          r = gm::trace_sqrt_product(f, s2.data(), name2.c_str());
+        }
+        return py::make_tuple(r.trace_sqrt, r.min_eig, r.max_eig);
+      },
+      py::arg("factor"), py::arg("sigma2"), py::arg("name2"));
+
+  m.def(
+      "symmetric_eigenvalues",
+      [](const F64Array& s) {
+        check_square(s, "matrix");
+        std::vector<double> w;
+        {
+          py::gil_scoped_release nogil;
+          w = gm::symmetric_eigenvalues(s.data(), s.shape(0));
+        }
+        return py::array_t<double>(py::ssize_t(w.size()), w.data());
+      },
+      py::arg("matrix"));
+
+
+}

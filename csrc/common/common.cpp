@@ -1,0 +1,74 @@
+#include "common/common.h"
+
+#include <omp.h>
+
+#include <cblas.h>
+#include <sstream>
+
+namespace gm {
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::F16: return "float16";
+    case DType::BF16: return "bfloat16";
+    case DType::F32: return "float32";
+    case DType::F64: return "float64";
+  }
+  return "?";
+}
+
+void throw_internal(const char* file, int line, const char* what) {
+  std::ostringstream os;
+  os << "ganmetrics internal error at " << file << ":" << line << ": " << what;
+  throw std::logic_error(os.str());
+}
+
+template <typename T, typename Src, typename Conv>
+static void convert_row(const Src* src, int64_t stride, int64_t n, const double* shift, T* out, Conv conv) {
+  if (shift) {
+    for (int64_t c = 0; c < n; ++c) out[c] = T(double(conv(src[c * stride])) - shift[c]);
+  } else {
+    for (int64_t c = 0; c < n; ++c) out[c] = T(conv(src[c * stride]));
+  }
+}
+
+template <typename T>
+void load_row(const MatView& v, int64_t r, const double* shift, T* out) {
+  const int64_t n = v.cols, s = v.col_stride;
+  switch (v.dtype) {
+    case DType::F16:
+      convert_row(static_cast<const uint16_t*>(v.data) + r * v.row_stride, s, n, shift, out, half_to_float);
+      break;
+    case DType::BF16:
+      convert_row(static_cast<const uint16_t*>(v.data) + r * v.row_stride, s, n, shift, out, bf16_to_float);
+      break;
+    case DType::F32:
+      convert_row(static_cast<const float*>(v.data) + r * v.row_stride, s, n, shift, out, [](float x) { return x; });
+      break;
+    case DType::F64:
+      convert_row(static_cast<const double*>(v.data) + r * v.row_stride, s, n, shift, out, [](double x) { return x; });
+      break;
+  }
+}
+
+template void load_row<float>(const MatView&, int64_t, const double*, float*);
+template void load_row<double>(const MatView&, int64_t, const double*, double*);
+
+static int g_threads = 0;
+
+int num_threads() { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
+
+void set_num_threads(int n) {
+  GM_REQUIRE(n >= 0, "num_threads must be >= 0 (0 restores the default)");
+  g_threads = n;
+  const int eff = num_threads();
+  omp_set_num_threads(eff);
+  scipy_openblas_set_num_threads(eff);
+}
+
+BlasSingleThread::BlasSingleThread() : previous_(scipy_openblas_get_num_threads()) {
+  scipy_openblas_set_num_threads(1);
+}
+BlasSingleThread::~BlasSingleThread() { scipy_openblas_set_num_threads(previous_); }
+
+}  // namespace gm

@@ -1,0 +1,62 @@
+"""ganmetrics: fast, exact metrics for generative models.
+
+Numbers in float64 where they matter, C++ kernels (BLAS, LAPACK, OpenMP) underneath, memory linear
+in the number of samples.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from ganmetrics._native import CUDA_IMPORT_ERROR as _CUDA_IMPORT_ERROR
+from ganmetrics._native import _core, _cuda
+from ganmetrics.metrics.frechet import SmallSampleWarning, fid, fid_many, frechet_distance
+from ganmetrics.stats import FeatureStats
+
+
+def cuda_available() -> bool:
+    """True when ganmetrics._cuda was built, loads, and sees at least one CUDA device."""
+    return _cuda is not None and _cuda.device_count() > 0
+
+
+def set_num_threads(n: int) -> None:
+    """Threads for the CPU kernels (OpenMP and BLAS); 0 restores the default (all cores)."""
+    _core.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    return int(_core.get_num_threads())
+
+
+def build_info() -> dict:
+    """How this ganmetrics was built and what it sees: BLAS library, OpenMP threads, CUDA."""
+    info = dict(_core.build_info())
+    info["version"] = __version__
+    if _cuda is None:
+        info["cuda"] = {"built": False, "reason": _CUDA_IMPORT_ERROR or "built without CUDA"}
+    else:
+        count = _cuda.device_count()
+        info["cuda"] = {
+            "built": True,
+            "architectures": _cuda.architectures().split(","),
+            "runtime_version": _cuda.runtime_version(),
+            "driver_version": _cuda.driver_version(),
+            "devices": [_cuda.device_info(i) for i in range(count)],
+            "available": count > 0,
+            "reason": _cuda.unavailable_reason(),
+        }
+    return info
+
+
+__all__ = [
+    "__version__",
+    "FeatureStats",
+    "SmallSampleWarning",
+    "build_info",
+    "cuda_available",
+    "fid",
+    "fid_many",
+    "frechet_distance",
+    "get_num_threads",
+    "set_num_threads",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from ganmetrics.cli import main
+
+sys.exit(main())

@@ -1,0 +1,182 @@
+"""Inputs in, views out.
+
+Every public function accepts numpy arrays, torch tensors, objects with ``__dlpack__`` or
+``__array__``, and paths to ``.npy`` (memory-mapped, never read whole) or ``.npz`` files, in
+float16, bfloat16, float32 or float64, C-/F-contiguous or strided. They become a :class:`Features`:
+a 2-D numpy view (no copy where a view serves) and the dtype code the kernels dispatch on.
+bfloat16 has no numpy type, so it travels as its raw uint16 bits with the code ``BF16``.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+
+F16, BF16, F32, F64 = 0, 1, 2, 3
+_CODE_OF = {np.dtype(np.float16): F16, np.dtype(np.float32): F32, np.dtype(np.float64): F64}
+_FINITE_CHUNK_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class Features:
+    """A validated 2-D feature array: ``array`` holds the data (uint16 bits for bfloat16)."""
+
+    array: np.ndarray
+    code: int
+    name: str
+
+    @property
+    def n(self) -> int:
+        return int(self.array.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.array.shape[1])
+
+    @property
+    def dtype_name(self) -> str:
+        return {F16: "float16", BF16: "bfloat16", F32: "float32", F64: "float64"}[self.code]
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) as float32/float64/float16 numpy (bfloat16 widened to float32)."""
+        block = self.array[start:stop]
+        if self.code == BF16:
+            return (block.astype(np.uint32) << 16).view(np.float32)
+        return np.asarray(block)
+
+    def chunks(self, rows_per_chunk: int) -> Iterator[tuple[int, int]]:
+        for start in range(0, self.n, rows_per_chunk):
+            yield start, min(self.n, start + rows_per_chunk)
+
+
+def is_path(x: Any) -> bool:
+    return isinstance(x, (str, os.PathLike))
+
+
+def _torch_to_numpy(t: Any, name: str) -> tuple[np.ndarray, int]:
+    import torch
+
+    if t.device.type != "cpu":
+        raise ValueError(
+            f"{name} is a tensor on '{t.device}': this build of ganmetrics computes on the CPU only; "
+            f"pass {name}.cpu()"
+        )
+    t = t.detach()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(np.uint16), BF16
+    if t.dtype.is_complex:
+        raise TypeError(f"{name} has complex dtype {t.dtype}; features must be real numbers")
+    return t.numpy(), -1
+
+
+def _load_path(path: Any, name: str) -> np.ndarray:
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise FileNotFoundError(f"{name}: no such file: {p}")
+    if p.endswith(".npy"):
+        try:
+            return np.load(p, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            raise ValueError(f"{name}: cannot read {p} as a numeric .npy array ({exc})") from None
+    if p.endswith(".npz"):
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                keys = list(z.keys())
+                for key in ("features", "feats", "x", "arr_0"):
+                    if key in z:
+                        return z[key]
+                if len(keys) == 1:
+                    return z[keys[0]]
+        except (ValueError, zipfile.BadZipFile, OSError) as exc:
+            raise ValueError(f"{name}: cannot read {p} as an .npz file ({exc})") from None
+        raise ValueError(
+            f"{name}: {p} holds arrays {keys}; expected one array, or one named 'features' "
+            "(statistics files with 'mu' and 'sigma' are accepted where statistics are)"
+        )
+    raise ValueError(f"{name}: unsupported file type {p!r}; expected .npy or .npz")
+
+
+def to_numpy(x: Any, name: str) -> tuple[np.ndarray, int]:
+    """Any supported input -> (numpy array, dtype code or -1 when numpy's dtype says it)."""
+    if is_path(x):
+        return _load_path(x, name), -1
+    mod = type(x).__module__
+    if mod.startswith("torch"):
+        return _torch_to_numpy(x, name)
+    if isinstance(x, np.ndarray):
+        return x, -1
+    if hasattr(x, "__cuda_array_interface__"):
+        raise ValueError(
+            f"{name} lives on a CUDA device: this build of ganmetrics computes on the CPU only; copy it to the host"
+        )
+    if hasattr(x, "__dlpack__"):
+        dev = x.__dlpack_device__()[0] if hasattr(x, "__dlpack_device__") else 1
+        if dev != 1:  # kDLCPU
+            raise ValueError(f"{name} lives on a non-CPU device (DLPack device type {dev}); copy it to the host")
+        return np.from_dlpack(x), -1
+    try:
+        return np.asarray(x), -1
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: cannot read {type(x).__name__} as an array ({exc})") from None
+
+
+def check_finite(f: Features) -> None:
+    """Raise ValueError naming the input, the count of non-finite values and the first bad row."""
+    if f.code == BF16:
+        # exponent bits all ones <=> Inf or NaN
+        bad_fn = lambda block: (block & 0x7F80) == 0x7F80  # noqa: E731
+    else:
+        bad_fn = lambda block: ~np.isfinite(block)  # noqa: E731
+    rows_per_chunk = max(1, _FINITE_CHUNK_BYTES // max(1, f.dim * f.array.itemsize))
+    count, first = 0, None
+    for a, b in f.chunks(rows_per_chunk):
+        bad = bad_fn(np.asarray(f.array[a:b]))
+        if bad.any():
+            rows = np.flatnonzero(bad.any(axis=1))
+            count += int(bad.sum())
+            if first is None:
+                first = a + int(rows[0])
+    if count:
+        raise ValueError(f"{f.name} contains {count} NaN or Inf value(s); the first is in row {first}")
+
+
+def as_features(x: Any, name: str, *, min_rows: int = 1, check: bool = True) -> Features:
+    """Validate ``x`` as a (samples x features) array and return a :class:`Features` view."""
+    if isinstance(x, Features):
+        if x.n < min_rows:
+            raise ValueError(f"{x.name} has {x.n} sample(s); at least {min_rows} are needed")
+        if check:
+            check_finite(x)
+        return x
+    if x is None:
+        raise ValueError(f"{name} is None; expected an array of features")
+    arr, code = to_numpy(x, name)
+    if code == -1:
+        if arr.dtype.kind == "c":
+            raise TypeError(f"{name} has complex dtype {arr.dtype}; features must be real numbers")
+        if arr.dtype.kind not in "fiub":
+            raise TypeError(f"{name} has non-numeric dtype {arr.dtype}; expected float16/bfloat16/float32/float64")
+        if arr.dtype not in _CODE_OF:
+            if arr.dtype.kind == "f":  # e.g. float128: no kernel, widen/narrow to float64
+                arr = arr.astype(np.float64)
+            else:  # integers and booleans are exact in float64
+                arr = arr.astype(np.float64)
+        code = _CODE_OF[arr.dtype]
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (samples x features), got shape {tuple(arr.shape)}")
+    if arr.shape[1] < 1:
+        raise ValueError(f"{name} has no feature columns (shape {tuple(arr.shape)})")
+    if arr.shape[0] < min_rows:
+        raise ValueError(f"{name} has {arr.shape[0]} sample(s); at least {min_rows} are needed")
+    if arr.strides[0] % arr.itemsize or arr.strides[1] % arr.itemsize:
+        arr = np.ascontiguousarray(arr)  # byte-misaligned views (rare): the kernels need element strides
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    f = Features(arr, code, name)
+    if check:
+        check_finite(f)
+    return f

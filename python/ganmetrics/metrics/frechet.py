@@ -1,0 +1,153 @@
+"""Fréchet distance (FID and its relatives for any encoder).
+
+FD = |mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr sqrt(S1^1/2 S2 S1^1/2)
+
+is the squared 2-Wasserstein distance between Gaussians fitted to two feature sets (Heusel et al.
+2017, "GANs trained by a two time-scale update rule converge to a local Nash equilibrium").
+Range [0, inf); lower is better; 0 for identical statistics.
+
+The trace term is computed in float64 from a pivoted Cholesky factor of S1 and the eigenvalues of
+the symmetric matrix L^T S2 L (clamped at 0) -- no ``scipy.linalg.sqrtm``, no eps added to the
+diagonal, never complex. A covariance that is clearly not PSD raises ValueError.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ganmetrics._arrays import is_path
+from ganmetrics._native import _core
+from ganmetrics.stats import FeatureStats, _square, _vector
+
+# A negative FD larger in magnitude than this fraction of tr S1 + tr S2 + |dmu|^2 is not rounding.
+_NEGATIVE_TOL = 1e-9
+
+
+class SmallSampleWarning(UserWarning):
+    """A metric was computed from fewer samples than it needs to be reliable."""
+
+
+def _as_stats(x: Any, name: str) -> FeatureStats:
+    if isinstance(x, FeatureStats):
+        return x
+    if is_path(x) and str(x).endswith(".npz"):
+        with np.load(x, allow_pickle=False) as z:
+            if "mu" in z and "sigma" in z:
+                return FeatureStats.from_mapping(z, name)
+    return FeatureStats.from_features(x)
+
+
+def _as_stats_named(x: Any, name: str) -> FeatureStats:
+    try:
+        return _as_stats(x, name)
+    except ValueError as exc:
+        msg = str(exc)
+        raise ValueError(msg if msg.startswith(name) else f"{name}: {msg}") from None
+
+
+def _warn_small(stats: FeatureStats, name: str) -> None:
+    if stats.n is not None and stats.n <= stats.dim:
+        warnings.warn(
+            f"{name} has n={stats.n} samples for d={stats.dim} features: its covariance is singular and "
+            "the Fréchet distance is strongly biased at this sample size (use n >> d, e.g. 50k for Inception)",
+            SmallSampleWarning,
+            stacklevel=3,
+        )
+
+
+def _combine(mu1: np.ndarray, tr1: float, mu2: np.ndarray, sigma2: np.ndarray, trace_sqrt: float) -> float:
+    diff = mu1 - mu2
+    mean_term = float(diff @ diff)
+    tr2 = float(np.trace(sigma2))
+    fd = mean_term + tr1 + tr2 - 2.0 * trace_sqrt
+    if fd < 0.0:
+        scale = mean_term + abs(tr1) + abs(tr2)
+        if fd < -_NEGATIVE_TOL * max(scale, np.finfo(np.float64).tiny):
+            raise ValueError(
+                f"the Fréchet distance came out negative ({fd:.6g}); the covariances are not valid "
+                "(positive semi-definite) covariance matrices"
+            )
+        fd = 0.0
+    return fd
+
+
+class _Reference:
+    """A factored reference (mu1, S1) that many candidates can be compared against."""
+
+    def __init__(self, mu: np.ndarray, sigma: np.ndarray, name: str):
+        self.mu = mu
+        self.factor = _core.psd_factor(sigma, name)
+
+    def distance(self, mu2: np.ndarray, sigma2: np.ndarray, name2: str) -> float:
+        if mu2.shape != self.mu.shape:
+            raise ValueError(
+                f"{name2} has {mu2.shape[0]} features, the reference has {self.mu.shape[0]}; "
+                "statistics must come from the same feature extractor"
+            )
+        trace_sqrt, _, _ = _core.trace_sqrt_product(self.factor, sigma2, name2)
+        return _combine(self.mu, self.factor.trace, mu2, sigma2, trace_sqrt)
+
+
+def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), exact in float64.
+
+    Returns a Python float >= 0. Raises ValueError for mismatched shapes, NaN/Inf, a non-symmetric
+    matrix or one that is not positive semi-definite (naming which).
+    """
+    m1 = _vector(mu1, "mu1")
+    m2 = _vector(mu2, "mu2")
+    if m1.shape != m2.shape:
+        raise ValueError(f"mu1 has {m1.shape[0]} entries but mu2 has {m2.shape[0]}")
+    s1 = _square(sigma1, "sigma1", m1.shape[0])
+    s2 = _square(sigma2, "sigma2", m2.shape[0])
+    return _Reference(m1, s1, "sigma1").distance(m2, s2, "sigma2")
+
+
+def _check_extractors(a: FeatureStats, b: FeatureStats, name_a: str, name_b: str, force: bool) -> None:
+    if force:
+        return
+    if a.feature_extractor and b.feature_extractor and a.feature_extractor != b.feature_extractor:
+        raise ValueError(
+            f"{name_a} comes from feature extractor {a.feature_extractor!r} but {name_b} from "
+            f"{b.feature_extractor!r}; the distance between them is meaningless (pass force=True to compare anyway)"
+        )
+    if a.dim != b.dim:
+        raise ValueError(f"{name_a} has {a.dim} features but {name_b} has {b.dim}")
+
+
+def fid(real: Any, fake: Any, *, force: bool = False) -> float:
+    """Fréchet Inception Distance (or FD for any encoder) between two feature sets.
+
+    ``real`` and ``fake`` are each features (array, tensor, .npy/.npz path), a
+    :class:`FeatureStats`, or a statistics .npz (pytorch-fid / clean-fid / TTUR / ganmetrics).
+    Lower is better; 0 means identical first and second moments. Warns (SmallSampleWarning) when a
+    side has n <= d samples, where FID is strongly biased.
+    """
+    a = _as_stats_named(real, "real")
+    b = _as_stats_named(fake, "fake")
+    _check_extractors(a, b, "real", "fake", force)
+    _warn_small(a, "real")
+    _warn_small(b, "fake")
+    return _Reference(a.mean, a.cov, "real covariance").distance(b.mean, b.cov, "fake covariance")
+
+
+def fid_many(reference: Any, candidates: Iterable[Any] | Sequence[Any], *, force: bool = False) -> list[float]:
+    """FID of every candidate against one reference, factoring the reference covariance once.
+
+    For benchmark suites comparing many checkpoints with one real set. Each candidate may be
+    features, a FeatureStats or a statistics file. Returns a list of floats in the candidates' order.
+    """
+    ref = _as_stats_named(reference, "reference")
+    _warn_small(ref, "reference")
+    factored = _Reference(ref.mean, ref.cov, "reference covariance")
+    out = []
+    for i, cand in enumerate(candidates):
+        name = f"candidates[{i}]"
+        st = _as_stats_named(cand, name)
+        _check_extractors(ref, st, "reference", name, force)
+        _warn_small(st, name)
+        out.append(factored.distance(st.mean, st.cov, f"{name} covariance"))
+    return out

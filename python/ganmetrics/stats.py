@@ -1,0 +1,339 @@
+"""Streaming feature statistics: mean and covariance, mergeable, saved as .npz.
+
+:class:`FeatureStats` keeps ``(n, mean, M2)`` in float64, ``M2 = sum (x - mean)(x - mean)^T``.
+Batches are folded in by the C++ moments kernel (chunks centred on their own mean, BLAS syrk,
+Chan's merge), so precision does not depend on the batch size or on a large mean offset.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ganmetrics import __version__
+from ganmetrics._arrays import Features, as_features, check_finite, is_path
+from ganmetrics._io import atomic_write, iter_npy_row_blocks, npy_header
+from ganmetrics._native import _core
+from ganmetrics._progress import progress_bar
+
+_BLOCK_BYTES = 64 << 20  # rows handed to the kernel per call: bounds memory and paces the progress bar
+
+
+def _rows_per_block(dim: int, itemsize: int) -> int:
+    return max(1, _BLOCK_BYTES // max(1, dim * itemsize))
+
+
+class FeatureStats:
+    """Mean and unbiased covariance of a stream of feature vectors.
+
+    >>> stats = FeatureStats(2048)
+    >>> for batch in loader: stats.update(batch)         # doctest: +SKIP
+    >>> stats.mean, stats.cov, stats.n                    # doctest: +SKIP
+
+    ``feature_extractor`` names the network that produced the features; statistics of different
+    extractors are not comparable and :func:`ganmetrics.fid` refuses to compare them unless forced.
+    """
+
+    def __init__(self, dim: int, feature_extractor: str | None = None):
+        dim = int(dim)
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1, got {dim}")
+        self.dim = dim
+        self.feature_extractor = feature_extractor
+        self._n: int | None = 0
+        self._mean = np.zeros(dim, dtype=np.float64)
+        self._m2 = np.zeros((dim, dim), dtype=np.float64)  # lower triangle maintained by the kernel
+        self._sigma: np.ndarray | None = None  # set only for statistics loaded without a sample count
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n(self) -> int | None:
+        """Number of samples (None for statistics loaded from a file that does not record it)."""
+        return self._n
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self._mean.copy()
+
+    @property
+    def cov(self) -> np.ndarray:
+        """Unbiased covariance (divides by n - 1), symmetric, float64."""
+        if self._sigma is not None:
+            return self._sigma.copy()
+        if self._n is None or self._n < 2:
+            raise ValueError(f"the covariance needs at least 2 samples, these statistics have {self._n}")
+        lower = np.tril(self._m2)
+        cov = lower + np.tril(lower, -1).T
+        cov /= self._n - 1
+        return cov
+
+    def __repr__(self) -> str:
+        fx = f", feature_extractor={self.feature_extractor!r}" if self.feature_extractor else ""
+        return f"FeatureStats(dim={self.dim}, n={self._n}{fx})"
+
+    # ------------------------------------------------------------------ updates
+    def _require_mergeable(self) -> None:
+        if self._sigma is not None:
+            raise ValueError("these statistics were loaded without a sample count ('n'); they cannot be updated")
+
+    def _fold(self, f: Features, rows: np.ndarray | None = None) -> None:
+        self._n = int(_core.moments_update(self._mean, self._m2, self._n, f.array, f.code, rows))
+
+    def update(self, batch: Any, *, progress: bool = False) -> "FeatureStats":
+        """Add a batch of features (n x dim): array, tensor or .npy/.npz path. Returns self.
+
+        The update is atomic: a batch with NaN/Inf or the wrong width leaves the statistics unchanged.
+        """
+        self._require_mergeable()
+        if is_path(batch) and os.fspath(batch).endswith(".npy"):
+            shape, fortran, dtype, _ = npy_header(os.fspath(batch))
+            if not fortran and len(shape) == 2:
+                return self._update_from_npy(os.fspath(batch), shape, dtype, progress)
+        f = as_features(batch, "batch", check=False)
+        self._check_dim(f)
+        block = _rows_per_block(f.dim, f.array.itemsize)
+        if f.n <= block:
+            check_finite(f)
+            self._fold(f)
+            return self
+        saved = (self._n, self._mean.copy(), self._m2.copy())
+        try:
+            with progress_bar(f.n, "statistics", enabled=progress) as bar:
+                for a, b in f.chunks(block):
+                    part = Features(f.array[a:b], f.code, f"batch rows {a}..{b - 1}")
+                    check_finite(part)
+                    self._fold(part)
+                    bar.update(b - a)
+        except BaseException:
+            self._n, self._mean[...], self._m2[...] = saved
+            raise
+        return self
+
+    def _update_from_npy(self, path: str, shape: tuple, dtype: np.dtype, progress: bool) -> "FeatureStats":
+        n, d = shape
+        if d != self.dim:
+            raise ValueError(f"{path} has {d} features, the statistics have {self.dim}")
+        saved = (self._n, self._mean.copy(), self._m2.copy())
+        try:
+            with progress_bar(n, f"statistics of {os.path.basename(path)}", enabled=progress) as bar:
+                for start, block in iter_npy_row_blocks(path, _rows_per_block(d, dtype.itemsize)):
+                    part = as_features(block, f"{path} rows {start}..{start + len(block) - 1}", check=False)
+                    try:
+                        check_finite(part)
+                    except ValueError as exc:
+                        raise ValueError(f"{path}: {exc} (counting from row {start})") from None
+                    self._fold(part)
+                    bar.update(len(block))
+        except BaseException:
+            self._n, self._mean[...], self._m2[...] = saved
+            raise
+        return self
+
+    def _check_dim(self, f: Features) -> None:
+        if f.dim != self.dim:
+            raise ValueError(f"{f.name} has {f.dim} features, the statistics have {self.dim}")
+
+    def merge(self, other: "FeatureStats") -> "FeatureStats":
+        """Fold another FeatureStats into this one (Chan et al.'s parallel formula). Returns self."""
+        if not isinstance(other, FeatureStats):
+            raise TypeError(f"other must be a FeatureStats, got {type(other).__name__}")
+        self._require_mergeable()
+        other._require_mergeable()
+        if other.dim != self.dim:
+            raise ValueError(f"cannot merge statistics of dimension {other.dim} into dimension {self.dim}")
+        if self.feature_extractor and other.feature_extractor and self.feature_extractor != other.feature_extractor:
+            raise ValueError(
+                f"cannot merge statistics of feature extractor {other.feature_extractor!r} "
+                f"into {self.feature_extractor!r}"
+            )
+        self._n = int(_core.moments_merge(self._mean, self._m2, self._n, other._n, other._mean, other._m2))
+        self.feature_extractor = self.feature_extractor or other.feature_extractor
+        return self
+
+    def copy(self) -> "FeatureStats":
+        out = FeatureStats(self.dim, self.feature_extractor)
+        out._n, out._mean, out._m2 = self._n, self._mean.copy(), self._m2.copy()
+        out._sigma = None if self._sigma is None else self._sigma.copy()
+        return out
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_features(
+        cls, x: Any, *, feature_extractor: str | None = None, progress: bool = False
+    ) -> "FeatureStats":
+        """Statistics of a whole feature set (array, tensor, or .npy/.npz path)."""
+        if is_path(x) and os.fspath(x).endswith(".npy"):
+            shape = npy_header(os.fspath(x))[0]
+            if len(shape) != 2:
+                raise ValueError(f"{os.fspath(x)} must hold a 2-D array (samples x features), got shape {shape}")
+            return cls(shape[1], feature_extractor).update(x, progress=progress)
+        f = as_features(x, "features", check=False)
+        return cls(f.dim, feature_extractor).update(f, progress=progress)
+
+    @classmethod
+    def from_mean_cov(
+        cls, mean: Any, cov: Any, n: int | None = None, *, feature_extractor: str | None = None
+    ) -> "FeatureStats":
+        """Statistics from a known mean and covariance (e.g. pytorch-fid's ``mu``/``sigma``)."""
+        mu = _vector(mean, "mu")
+        sigma = _square(cov, "sigma", mu.shape[0])
+        out = cls(mu.shape[0], feature_extractor)
+        out._mean = mu.copy()
+        if n is None:
+            out._n = None
+            out._sigma = sigma
+        else:
+            n = int(n)
+            if n < 2:
+                raise ValueError(f"n must be >= 2 for a covariance, got {n}")
+            out._n = n
+            out._m2 = sigma * (n - 1)
+        return out
+
+    # ------------------------------------------------------------------ batched subsets
+    @classmethod
+    def of_subsets(
+        cls, x: Any, subsets: Sequence[Sequence[int]] | Sequence[np.ndarray], *, progress: bool = False
+    ) -> list["FeatureStats"]:
+        """Statistics of many (possibly overlapping) row subsets of one feature set, in one pass.
+
+        ``subsets`` is a list of index arrays into the rows of ``x`` (repeats allowed: a bootstrap
+        resample is an index array with repeats).
+        """
+        f = as_features(x, "features")
+        idx = []
+        for i, s in enumerate(subsets):
+            a = np.asarray(s)
+            if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
+                raise ValueError(f"subsets[{i}] must be a 1-D array of row indices")
+            a = a.astype(np.int64)
+            if a.size and (a.min() < 0 or a.max() >= f.n):
+                raise ValueError(f"subsets[{i}] has indices outside [0, {f.n})")
+            idx.append(np.sort(a))
+        out = [cls(f.dim) for _ in idx]
+        block = _rows_per_block(f.dim, f.array.itemsize)
+        with progress_bar(f.n, "subset statistics", enabled=progress) as bar:
+            for a, b in f.chunks(block):
+                for st, rows in zip(out, idx):
+                    lo, hi = np.searchsorted(rows, [a, b])
+                    if hi > lo:
+                        st._fold(f, rows[lo:hi])
+                bar.update(b - a)
+        return out
+
+    @classmethod
+    def by_label(cls, x: Any, labels: Any, *, progress: bool = False) -> dict[Any, "FeatureStats"]:
+        """Per-class statistics ``{label: FeatureStats}`` of one feature set, in one pass."""
+        f = as_features(x, "features")
+        lab = np.asarray(labels)
+        if lab.ndim != 1 or lab.shape[0] != f.n:
+            raise ValueError(f"labels must be 1-D with one label per row ({f.n}), got shape {lab.shape}")
+        classes, inverse = np.unique(lab, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(len(classes) + 1))
+        subsets = [order[bounds[i] : bounds[i + 1]] for i in range(len(classes))]
+        stats = cls.of_subsets(f, subsets, progress=progress)
+        return {c.item() if hasattr(c, "item") else c: s for c, s in zip(classes, stats)}
+
+    @classmethod
+    def nested_prefixes(
+        cls, x: Any, sizes: Iterable[int], *, seed: int | None = 0, progress: bool = False
+    ) -> list["FeatureStats"]:
+        """Statistics of the first ``sizes[i]`` rows of one seeded shuffle of ``x`` (FD-infinity, learning curves).
+
+        Each row is read once: disjoint segments are accumulated, then merged cumulatively.
+        ``seed=None`` keeps the given row order.
+        """
+        f = as_features(x, "features")
+        sizes = sorted({int(s) for s in sizes})
+        if not sizes or sizes[0] < 1 or sizes[-1] > f.n:
+            raise ValueError(f"sizes must lie in [1, {f.n}], got {sizes}")
+        order = np.arange(f.n) if seed is None else np.random.default_rng(seed).permutation(f.n)
+        edges = [0] + sizes
+        segments = [order[edges[i] : edges[i + 1]] for i in range(len(sizes))]
+        parts = cls.of_subsets(f, segments, progress=progress)
+        out, acc = [], cls(f.dim)
+        for part in parts:
+            acc.merge(part)
+            out.append(acc.copy())
+        return out
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike) -> None:
+        """Write an .npz with pytorch-fid / clean-fid / TTUR keys ``mu``, ``sigma`` plus ``n``,
+        ``feature_extractor`` and ``ganmetrics_version``. Atomic: no partial file on failure."""
+        arrays = {
+            "mu": self._mean,
+            "sigma": self.cov,
+            "n": np.int64(-1 if self._n is None else self._n),
+            "feature_extractor": np.str_(self.feature_extractor or ""),
+            "ganmetrics_version": np.str_(__version__),
+        }
+        with atomic_write(path) as fh:
+            np.savez(fh, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, name: str | None = None) -> "FeatureStats":
+        """Read statistics written by ganmetrics, pytorch-fid, clean-fid or TTUR (``mu``, ``sigma``)."""
+        p = os.fspath(path)
+        label = name or p
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"{label}: no such file: {p}")
+        try:
+            z = np.load(p, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"{label}: cannot read statistics from {p} ({exc})") from None
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError(f"{label}: {p} is not an .npz statistics file")
+        with z:
+            return cls.from_mapping(z, label)
+
+    @classmethod
+    def from_mapping(cls, z: Mapping[str, Any], label: str) -> "FeatureStats":
+        missing = [k for k in ("mu", "sigma") if k not in z]
+        if missing:
+            raise ValueError(f"{label}: statistics file lacks key(s) {missing} (has {sorted(z.keys())})")
+        try:
+            mu = _vector(z["mu"], f"{label}: mu")
+            sigma = _square(z["sigma"], f"{label}: sigma", mu.shape[0])
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        n = None
+        if "n" in z:
+            n_val = int(np.asarray(z["n"]).reshape(()))
+            n = n_val if n_val >= 2 else None
+        fx = str(np.asarray(z["feature_extractor"]).reshape(())) if "feature_extractor" in z else ""
+        return cls.from_mean_cov(mu, sigma, n, feature_extractor=fx or None)
+
+
+def _vector(x: Any, name: str) -> np.ndarray:
+    a = np.asarray(x)
+    if a.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
+    a = a.astype(np.float64)
+    if a.ndim != 1 or a.shape[0] < 1:
+        raise ValueError(f"{name} must be a non-empty 1-D vector, got shape {a.shape}")
+    bad = ~np.isfinite(a)
+    if bad.any():
+        raise ValueError(f"{name} contains {int(bad.sum())} NaN or Inf value(s); the first at index {int(np.argmax(bad))}")
+    return a
+
+
+def _square(x: Any, name: str, dim: int) -> np.ndarray:
+    a = np.asarray(x)
+    if a.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
+    a = np.array(a, dtype=np.float64, order="C")
+    if a.shape != (dim, dim):
+        raise ValueError(f"{name} must have shape ({dim}, {dim}) to match the mean, got {a.shape}")
+    bad = ~np.isfinite(a)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=1))
+        raise ValueError(f"{name} contains {int(bad.sum())} NaN or Inf value(s); the first in row {int(rows[0])}")
+    scale = float(np.abs(a).max()) if a.size else 0.0
+    asym = float(np.abs(a - a.T).max()) if a.size else 0.0
+    if asym > 1e-6 * max(scale, np.finfo(np.float64).tiny):
+        raise ValueError(f"{name} is not symmetric (largest |S - S^T| is {asym:.3g}, largest |S| is {scale:.3g})")
+    return 0.5 * (a + a.T)
