@@ -10,6 +10,7 @@
 #include "common/common.h"
 #include "linalg/linalg.h"
 #include "moments/moments.h"
+#include "pairwise/pairwise.h"
 
 
 namespace py = pybind11;
@@ -46,6 +47,24 @@ double* writable(F64Array& a, const char* name) {
 void check_square(const F64Array& s, const char* name) {
   if (s.ndim() != 2 || s.shape(0) != s.shape(1) || s.shape(0) < 1)
     throw std::invalid_argument(std::string(name) + " must be a non-empty square matrix");
+}
+
+using OptF64 = std::optional<py::array_t<double, py::array::c_style | py::array::forcecast>>;
+
+const double* opt_vector(const OptF64& a, int64_t len, const char* name) {
+  if (!a) return nullptr;
+  if (a->ndim() != 1 || a->shape(0) != len)
+    throw std::invalid_argument(std::string(name) + " must be a vector of length " + std::to_string(len));
+  return a->data();
+}
+
+gm::TileConfig tiles_from(int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols) {
+  if (workspace_bytes < (1 << 20)) throw std::invalid_argument("workspace_bytes must be at least 1 MiB");
+  gm::TileConfig t;
+  t.workspace_bytes = workspace_bytes;
+  t.max_tile_rows = max_tile_rows;
+  t.max_tile_cols = max_tile_cols;
+  return t;
 }
 
 }  // namespace
@@ -139,6 +158,83 @@ PYBIND11_MODULE(_core, m) {
         return py::make_tuple(r.trace_sqrt, r.min_eig, r.max_eig);
       },
       py::arg("factor"), py::arg("sigma2"), py::arg("name2"));
+
+  // ------------------------------------------------------------------ pairwise
+  m.def(
+      "knn",
+      [](const py::array& x, int xcode, const py::array& y, int ycode, bool self, const OptF64& center, int64_t k,
+         const OptF64& col_weight, int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols) {
+        gm::KnnParams p;
+        p.x = make_view(x, xcode, "x");
+        p.y = self ? p.x : make_view(y, ycode, "y");
+        p.self = self;
+        p.center = opt_vector(center, p.x.cols, "center");
+        p.k = k;
+        p.col_weight = opt_vector(col_weight, p.y.rows, "col_weight");
+        p.tiles = tiles_from(workspace_bytes, max_tile_rows, max_tile_cols);
+        if (k < 1) throw std::invalid_argument("k must be >= 1");
+        py::array_t<double> values({p.x.rows, k});
+        py::array_t<int64_t> index({p.x.rows, k});
+        p.out_value = values.mutable_data();
+        p.out_index = index.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          gm::knn(p);
+        }
+        return py::make_tuple(values, index, p.rechecked);
+      },
+      py::arg("x"), py::arg("xcode"), py::arg("y"), py::arg("ycode"), py::arg("self"), py::arg("center"),
+      py::arg("k"), py::arg("col_weight") = py::none(), py::arg("workspace_bytes") = int64_t(256) << 20,
+      py::arg("max_tile_rows") = 0, py::arg("max_tile_cols") = 0);
+
+  m.def(
+      "cross",
+      [](const py::array& x, int xcode, const py::array& y, int ycode, const OptF64& center,
+         const OptF64& col_radius2, const OptF64& row_radius2, bool col_min, bool row_min, int64_t workspace_bytes,
+         int64_t max_tile_rows, int64_t max_tile_cols) {
+        gm::CrossParams p;
+        p.x = make_view(x, xcode, "x");
+        p.y = make_view(y, ycode, "y");
+        p.center = opt_vector(center, p.x.cols, "center");
+        p.col_radius2 = opt_vector(col_radius2, p.y.rows, "col_radius2");
+        p.row_radius2 = opt_vector(row_radius2, p.x.rows, "row_radius2");
+        p.tiles = tiles_from(workspace_bytes, max_tile_rows, max_tile_cols);
+        py::dict out;
+        py::array_t<int64_t> row_count(p.col_radius2 ? p.x.rows : 0);
+        py::array_t<uint8_t> col_any(p.row_radius2 ? p.y.rows : 0);
+        py::array_t<double> col_min_value(col_min ? p.y.rows : 0), row_min_value(row_min ? p.x.rows : 0);
+        py::array_t<int64_t> col_argmin(col_min ? p.y.rows : 0), row_argmin(row_min ? p.x.rows : 0);
+        if (p.col_radius2) p.row_count = row_count.mutable_data();
+        if (p.row_radius2) p.col_any = col_any.mutable_data();
+        if (col_min) {
+          p.col_min_value = col_min_value.mutable_data();
+          p.col_argmin = col_argmin.mutable_data();
+        }
+        if (row_min) {
+          p.row_min_value = row_min_value.mutable_data();
+          p.row_argmin = row_argmin.mutable_data();
+        }
+        {
+          py::gil_scoped_release nogil;
+          gm::cross(p);
+        }
+        if (p.col_radius2) out["row_count"] = row_count;
+        if (p.row_radius2) out["col_any"] = col_any.attr("astype")("bool");
+        if (col_min) {
+          out["col_min"] = col_min_value;
+          out["col_argmin"] = col_argmin;
+        }
+        if (row_min) {
+          out["row_min"] = row_min_value;
+          out["row_argmin"] = row_argmin;
+        }
+        out["rechecked"] = p.rechecked;
+        return out;
+      },
+      py::arg("x"), py::arg("xcode"), py::arg("y"), py::arg("ycode"), py::arg("center"),
+      py::arg("col_radius2") = py::none(), py::arg("row_radius2") = py::none(), py::arg("col_min") = false,
+      py::arg("row_min") = false, py::arg("workspace_bytes") = int64_t(256) << 20, py::arg("max_tile_rows") = 0,
+      py::arg("max_tile_cols") = 0);
 
   m.def(
       "symmetric_eigenvalues",

@@ -14,7 +14,7 @@ namespace gm {
 namespace {
 
 std::vector<double> eigvals_inplace(std::vector<double>& a, int64_t n) {
-  std::vector<double> w(size_t(std::max<int64_t>(n, 1)));
+  std::vector<double> w(static_cast<size_t>(std::max<int64_t>(n, 1)));
   if (n == 0) return {};
   // dsyevr with jobz='N' (values only): the fastest symmetric driver for eigenvalues in OpenBLAS' LAPACK.
   lapack_int m = 0;
@@ -24,7 +24,7 @@ std::vector<double> eigvals_inplace(std::vector<double>& a, int64_t n) {
                                                isuppz.data());
   if (info < 0) throw_internal(__FILE__, __LINE__, "dsyevr argument error");
   if (info > 0) throw std::runtime_error("LAPACK dsyevr failed to converge");
-  w.resize(size_t(m));
+  w.resize(static_cast<size_t>(m));
   return w;
 }
 
@@ -67,10 +67,10 @@ PsdFactor psd_factor(const double* S, int64_t d, const char* name, double psd_to
       scipy_LAPACKE_dpstrf(LAPACK_ROW_MAJOR, 'L', lapack_int(d), a.data(), lapack_int(d), piv.data(), &rank, -1.0);
   if (info < 0) throw_internal(__FILE__, __LINE__, "dpstrf argument error");
   f.rank = rank;
-  f.perm.resize(size_t(d));
+  f.perm.resize(static_cast<size_t>(d));
   for (int64_t i = 0; i < d; ++i) f.perm[i] = piv[i] - 1;
   const int64_t r = rank;
-  f.L.assign(size_t(d * r), 0.0);
+  f.L.assign(static_cast<size_t>(d * r), 0.0);
   for (int64_t i = 0; i < d; ++i)
     for (int64_t j = 0; j <= std::min(i, r - 1); ++j) f.L[i * r + j] = a[i * d + j];
   if (r < d) {
@@ -78,7 +78,7 @@ PsdFactor psd_factor(const double* S, int64_t d, const char* name, double psd_to
     // for a PSD S it is PSD with a tiny diagonal. A clearly negative eigenvalue there proves S indefinite
     // (its most negative eigenvalue is at most S's own).
     const int64_t m = d - r;
-    std::vector<double> schur(size_t(m * m));
+    std::vector<double> schur(static_cast<size_t>(m * m));
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < m; ++j) schur[i * m + j] = S[int64_t(f.perm[r + i]) * d + f.perm[r + j]];
     scipy_cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, blasint(m), blasint(r), -1.0, f.L.data() + r * r,
@@ -98,14 +98,14 @@ TraceSqrtResult trace_sqrt_product(const PsdFactor& f1, const double* S2, const 
   TraceSqrtResult res;
   if (r == 0) return res;
   // S2p[:, :r] L1 + S2p[:, r:] L2, with S2p = P^T S2 P
-  std::vector<double> s2p(size_t(d * d));
+  std::vector<double> s2p(static_cast<size_t>(d * d));
   for (int64_t i = 0; i < d; ++i) {
     const double* src = S2 + int64_t(f1.perm[i]) * d;
     double* dst = s2p.data() + i * d;
     for (int64_t j = 0; j < d; ++j) dst[j] = src[f1.perm[j]];
   }
   // W = S2p L  (d x r)
-  std::vector<double> w(size_t(d * r));
+  std::vector<double> w(static_cast<size_t>(d * r));
   for (int64_t i = 0; i < d; ++i) std::copy(s2p.data() + i * d, s2p.data() + i * d + r, w.data() + i * r);
   scipy_cblas_dtrmm(CblasRowMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, blasint(d), blasint(r), 1.0,
                     f1.L.data(), blasint(r), w.data(), blasint(r));

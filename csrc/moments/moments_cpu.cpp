@@ -56,7 +56,7 @@ void update_impl(MomentsState& st, const MomentsUpdateParams& p) {
   const int64_t total = p.rows ? p.num_rows : p.x.rows;
   int64_t chunk = p.chunk_rows > 0 ? p.chunk_rows : 4096;
   chunk = std::max<int64_t>(1, std::min(chunk, total));
-  std::vector<T> z(size_t(chunk) * d);
+  std::vector<T> z(static_cast<size_t>(chunk) * d);
   std::vector<T> scatter;  // allocated on first chunk with more than one row
   std::vector<double> cmean(d);
   const int nt = num_threads();
@@ -80,7 +80,7 @@ void update_impl(MomentsState& st, const MomentsUpdateParams& p) {
       const int64_t r = p.rows ? p.rows[start + i] : start + i;
       load_row<T>(p.x, r, cmean.data(), z.data() + i * d);
     }
-    if (scatter.empty()) scatter.resize(size_t(d) * d);
+    if (scatter.empty()) scatter.resize(static_cast<size_t>(d) * d);
     syrk_lower<T>(d, c, z.data(), scatter.data());
     merge_lower<T>(st, c, cmean.data(), scatter.data());
   }

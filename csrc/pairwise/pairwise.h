@@ -1,0 +1,63 @@
+// Tiled pairwise squared distances with fused epilogues (the "pairwise" kernel family).
+//
+// Distances are never materialised as N x M. Each tile is an sgemm of float32 rows centred on a
+// common float64 centre; an epilogue reads the tile once and folds it into per-row / per-column
+// reductions. Every decision is exact with respect to the float64 distance
+//     f(q, r) = sum_i (x_qi - y_ri)^2     (original values, fixed summation order)
+// because each float32 distance a comes with a rigorous bound e (|a - f| <= e, from the
+// float32 rounding of the centred inputs and the sgemm accumulation error); pairs whose bound
+// straddles a decision threshold are recomputed in float64 ("rechecked").
+#pragma once
+
+#include <cstdint>
+
+#include "common/common.h"
+
+namespace gm {
+
+struct TileConfig {
+  int64_t workspace_bytes = 256ll << 20;  // budget for tile buffers
+  int64_t max_tile_rows = 0;              // test hooks: force small tiles (0 = from budget)
+  int64_t max_tile_cols = 0;
+};
+
+// k smallest f(q, c) * w_c per row q of x over the rows c of y, sorted by (value, index).
+// self: y is x, and the row itself is excluded by index (the pass then computes each pair once).
+struct KnnParams {
+  MatView x, y;
+  bool self = false;
+  const double* center = nullptr;      // [d] subtracted before the float32 GEMM (null = 0)
+  int64_t k = 1;
+  const double* col_weight = nullptr;  // optional [m]: minimise f * w_c; columns with w_c <= 0 are skipped
+  double* out_value = nullptr;         // [n*k] exact float64 (weighted) squared distances
+  int64_t* out_index = nullptr;        // [n*k] column indices (-1 if fewer than k columns qualify)
+  TileConfig tiles;
+  int64_t rechecked = 0;               // out: pairs recomputed in float64
+};
+void knn(KnnParams& p);
+
+// One pass over x (rows) against y (columns) with any of these reductions:
+//   col_radius2 -> row_count[q] = #{c : f(q,c) <= col_radius2[c]}
+//   row_radius2 -> col_any[c]   = exists q : f(q,c) <= row_radius2[q]
+//   col_min     -> col_min_value[c], col_argmin[c] = min over q of f(q,c) (ties: lowest q)
+//   row_min     -> row_min_value[q], row_argmin[q] = min over c of f(q,c) (ties: lowest c)
+struct CrossParams {
+  MatView x, y;
+  const double* center = nullptr;
+  const double* col_radius2 = nullptr;
+  const double* row_radius2 = nullptr;
+  int64_t* row_count = nullptr;
+  uint8_t* col_any = nullptr;
+  double* col_min_value = nullptr;
+  int64_t* col_argmin = nullptr;
+  double* row_min_value = nullptr;
+  int64_t* row_argmin = nullptr;
+  TileConfig tiles;
+  int64_t rechecked = 0;
+};
+void cross(CrossParams& p);
+
+// The exact float64 squared distance used for every decision.
+double exact_sqdist(const MatView& x, int64_t q, const MatView& y, int64_t r, double* bufq, double* bufr);
+
+}  // namespace gm
