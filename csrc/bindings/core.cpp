@@ -71,6 +71,7 @@ gm::TileConfig tiles_from(int64_t workspace_bytes, int64_t max_tile_rows, int64_
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "ganmetrics compiled kernels (CPU): moments, linalg, pairwise";
+  gm::num_threads();  // record the default thread count before anyone overrides it
 
   m.def("build_info", []() {
     py::dict d;

@@ -56,10 +56,17 @@ template void load_row<double>(const MatView&, int64_t, const double*, double*);
 
 static int g_threads = 0;
 
-int num_threads() { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
+// The OpenMP default (OMP_NUM_THREADS or the core count) as seen when first asked, before any override.
+static int default_threads() {
+  static const int d = omp_get_max_threads();
+  return d;
+}
+
+int num_threads() { return g_threads > 0 ? g_threads : default_threads(); }
 
 void set_num_threads(int n) {
   GM_REQUIRE(n >= 0, "num_threads must be >= 0 (0 restores the default)");
+  default_threads();
   g_threads = n;
   const int eff = num_threads();
   omp_set_num_threads(eff);

@@ -11,6 +11,16 @@ __version__ = "0.1.0"
 from ganmetrics._native import CUDA_IMPORT_ERROR as _CUDA_IMPORT_ERROR
 from ganmetrics._native import _core, _cuda
 from ganmetrics.metrics.frechet import SmallSampleWarning, fid, fid_many, frechet_distance
+from ganmetrics.metrics.knn import (
+    MetricResult,
+    density_coverage,
+    knn_radii,
+    memorization,
+    nn1_accuracy,
+    precision_recall,
+    prdc,
+    realism_score,
+)
 from ganmetrics.stats import FeatureStats
 
 
@@ -51,6 +61,14 @@ def build_info() -> dict:
 __all__ = [
     "__version__",
     "FeatureStats",
+    "MetricResult",
+    "density_coverage",
+    "knn_radii",
+    "memorization",
+    "nn1_accuracy",
+    "precision_recall",
+    "prdc",
+    "realism_score",
     "SmallSampleWarning",
     "build_info",
     "cuda_available",

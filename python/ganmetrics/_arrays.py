@@ -124,8 +124,11 @@ def to_numpy(x: Any, name: str) -> tuple[np.ndarray, int]:
         raise TypeError(f"{name}: cannot read {type(x).__name__} as an array ({exc})") from None
 
 
-def check_finite(f: Features) -> None:
-    """Raise ValueError naming the input, the count of non-finite values and the first bad row."""
+def check_finite(f: Features, offset: int = 0) -> None:
+    """Raise ValueError naming the input, the count of non-finite values and the first bad row.
+
+    ``offset`` is added to reported row numbers when ``f`` is a block of a larger input.
+    """
     if f.code == BF16:
         # exponent bits all ones <=> Inf or NaN
         bad_fn = lambda block: (block & 0x7F80) == 0x7F80  # noqa: E731
@@ -139,7 +142,7 @@ def check_finite(f: Features) -> None:
             rows = np.flatnonzero(bad.any(axis=1))
             count += int(bad.sum())
             if first is None:
-                first = a + int(rows[0])
+                first = offset + a + int(rows[0])
     if count:
         raise ValueError(f"{f.name} contains {count} NaN or Inf value(s); the first is in row {first}")
 

@@ -11,9 +11,12 @@ class _NoBar:
         pass
 
 
+MIN_ROWS = 50_000  # below this the work takes well under a second: no bar
+
+
 @contextlib.contextmanager
 def progress_bar(total: int, desc: str, *, enabled: bool):
-    if not enabled:
+    if not enabled or total < MIN_ROWS:
         yield _NoBar()
         return
     from tqdm.auto import tqdm

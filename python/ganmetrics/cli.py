@@ -140,9 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_files(args) -> None:
+    """Every named input must exist before any work starts."""
+    for attr in ("real", "fake", "features"):
+        path = getattr(args, attr, None)
+        if path is not None and not os.path.isfile(path):
+            raise FileNotFoundError(f"{attr.upper()}: no such file: {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_files(args)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = args.func(args)

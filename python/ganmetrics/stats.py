@@ -88,6 +88,8 @@ class FeatureStats:
         """
         self._require_mergeable()
         if is_path(batch) and os.fspath(batch).endswith(".npy"):
+            if not os.path.exists(os.fspath(batch)):
+                raise FileNotFoundError(f"no such file: {os.fspath(batch)}")
             shape, fortran, dtype, _ = npy_header(os.fspath(batch))
             if not fortran and len(shape) == 2:
                 return self._update_from_npy(os.fspath(batch), shape, dtype, progress)
@@ -102,8 +104,8 @@ class FeatureStats:
         try:
             with progress_bar(f.n, "statistics", enabled=progress) as bar:
                 for a, b in f.chunks(block):
-                    part = Features(f.array[a:b], f.code, f"batch rows {a}..{b - 1}")
-                    check_finite(part)
+                    part = Features(f.array[a:b], f.code, f.name)
+                    check_finite(part, offset=a)
                     self._fold(part)
                     bar.update(b - a)
         except BaseException:
@@ -119,11 +121,8 @@ class FeatureStats:
         try:
             with progress_bar(n, f"statistics of {os.path.basename(path)}", enabled=progress) as bar:
                 for start, block in iter_npy_row_blocks(path, _rows_per_block(d, dtype.itemsize)):
-                    part = as_features(block, f"{path} rows {start}..{start + len(block) - 1}", check=False)
-                    try:
-                        check_finite(part)
-                    except ValueError as exc:
-                        raise ValueError(f"{path}: {exc} (counting from row {start})") from None
+                    part = as_features(block, path, check=False)
+                    check_finite(part, offset=start)
                     self._fold(part)
                     bar.update(len(block))
         except BaseException:
@@ -165,6 +164,8 @@ class FeatureStats:
     ) -> "FeatureStats":
         """Statistics of a whole feature set (array, tensor, or .npy/.npz path)."""
         if is_path(x) and os.fspath(x).endswith(".npy"):
+            if not os.path.exists(os.fspath(x)):
+                raise FileNotFoundError(f"no such file: {os.fspath(x)}")
             shape = npy_header(os.fspath(x))[0]
             if len(shape) != 2:
                 raise ValueError(f"{os.fspath(x)} must hold a 2-D array (samples x features), got shape {shape}")

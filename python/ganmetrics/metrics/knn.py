@@ -1,0 +1,281 @@
+"""Exact k-NN metrics: precision, recall, density, coverage, realism, 1-NN accuracy, memorization.
+
+All of them run on the pairwise engine (``ganmetrics._core.knn`` / ``cross``): tiled float32 GEMMs
+whose every decision -- is this point inside that ball, which neighbour is the k-th -- is proven or
+rechecked in float64, so the result equals a float64 brute force, for any tile size, thread count
+or row order. Memory is O((N + M) k) plus a fixed tile workspace; the N x M distance matrix is
+never built.
+
+Semantics (ARCHITECTURE.md): the k-NN radius of a sample excludes the sample itself by index (a
+duplicate row is a neighbour at distance 0); a point is inside a ball when its distance is ``<=``
+the radius; decisions are taken on exact float64 squared distances sum_i (x_i - y_i)^2.
+The ``prdc`` package (Naeem et al.) uses strict ``<``; results differ only where a distance equals
+a radius exactly (duplicated samples, identical sets): there ``<=`` gives the natural answer
+(identical sets have precision = recall = coverage = 1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import Any, Iterator
+
+import numpy as np
+
+from ganmetrics._arrays import BF16, F32, F64, Features, as_features
+from ganmetrics._native import _core
+
+DEFAULT_WORKSPACE_BYTES = 256 << 20
+_tile_override: tuple[int, int] = (0, 0)
+
+
+@contextlib.contextmanager
+def forced_tiles(rows: int, cols: int) -> Iterator[None]:
+    """Test hook: make the engine use tiles of at most ``rows`` x ``cols`` (many small tiles)."""
+    global _tile_override
+    saved = _tile_override
+    _tile_override = (int(rows), int(cols))
+    try:
+        yield
+    finally:
+        _tile_override = saved
+
+
+class MetricResult(dict):
+    """A dict of metric values that also reads as attributes (``res.precision``).
+
+    ``info`` holds diagnostics: the number of pairs recomputed in float64 and the k used.
+    """
+
+    def __init__(self, values: dict, info: dict | None = None):
+        super().__init__(values)
+        self.info = dict(info or {})
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}=..." for k, v in self.items())
+        return f"{type(self).__name__}({body})"
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _features(x: Any, name: str) -> Features:
+    return as_features(x, name, min_rows=2)
+
+
+def _check_k(k: Any, name: str, n: int, set_name: str) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(k).__name__}")
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"{name} must be >= 1, got {k}")
+    if k >= n:
+        raise ValueError(f"{name} = {k} must be smaller than the number of {set_name} samples ({n})")
+    return k
+
+
+def _check_same_dim(a: Features, b: Features) -> None:
+    if a.dim != b.dim:
+        raise ValueError(f"{a.name} has {a.dim} features but {b.name} has {b.dim}")
+
+
+def _column_sum(f: Features) -> np.ndarray:
+    total = np.zeros(f.dim, dtype=np.float64)
+    rows = max(1, (32 << 20) // max(1, 8 * f.dim))
+    for a, b in f.chunks(rows):
+        total += f.rows(a, b).sum(axis=0, dtype=np.float64)
+    return total
+
+
+def _center(*sets: Features) -> np.ndarray:
+    """Mean of the union: distances are computed on centred data, which keeps float32 error small."""
+    return sum(_column_sum(f) for f in sets) / sum(f.n for f in sets)
+
+
+def _engine_kwargs(workspace_bytes: int | None) -> dict:
+    wb = DEFAULT_WORKSPACE_BYTES if workspace_bytes is None else int(workspace_bytes)
+    return {"workspace_bytes": wb, "max_tile_rows": _tile_override[0], "max_tile_cols": _tile_override[1]}
+
+
+def _radii2(f: Features, k: int, center: np.ndarray, ws: int | None) -> tuple[np.ndarray, int]:
+    """Exact squared distance of every row to its k-th nearest other row of the same set."""
+    values, _, evaluated = _core.knn(f.array, f.code, f.array, f.code, True, center, k, **_engine_kwargs(ws))
+    return np.ascontiguousarray(values[:, k - 1]), int(evaluated)
+
+
+def _union(a: Features, b: Features) -> Features:
+    if a.code == b.code:
+        return Features(np.concatenate([a.array, b.array]), a.code, f"{a.name}+{b.name}")
+    wide = np.float64 if F64 in (a.code, b.code) else np.float32
+    parts = [f.rows(0, f.n).astype(wide) for f in (a, b)]
+    return Features(np.concatenate(parts), F64 if wide is np.float64 else F32, f"{a.name}+{b.name}")
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+def knn_radii(x: Any, k: int = 5, *, workspace_bytes: int | None = None) -> np.ndarray:
+    """Distance from each sample to its k-th nearest neighbour in the same set (itself excluded).
+
+    Exact float64 Euclidean distances, shape (n,).
+    """
+    f = _features(x, "x")
+    k = _check_k(k, "k", f.n, "x")
+    r2, _ = _radii2(f, k, _center(f), workspace_bytes)
+    return np.sqrt(r2)
+
+
+def prdc(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int | None = None) -> MetricResult:
+    """Precision, recall, density and coverage with k nearest neighbours, from one cross pass.
+
+    - precision (Kynkäänniemi et al. 2019): fraction of fake samples inside some real k-NN ball.
+    - recall: fraction of real samples inside some fake k-NN ball.
+    - density (Naeem et al. 2020): mean number of real balls containing a fake sample, divided by k;
+      about 1 for matching distributions, can exceed 1.
+    - coverage (Naeem et al. 2020): fraction of real samples whose ball contains some fake sample.
+
+    Precision, recall and coverage lie in [0, 1]; higher is better for all four.
+    """
+    fr, ff = _features(real, "real"), _features(fake, "fake")
+    _check_same_dim(fr, ff)
+    k_real = _check_k(k, "k", fr.n, "real")
+    _check_k(k, "k", ff.n, "fake")
+    center = _center(fr, ff)
+    real_r2, ev1 = _radii2(fr, k_real, center, workspace_bytes)
+    fake_r2, ev2 = _radii2(ff, k_real, center, workspace_bytes)
+    out = _core.cross(
+        ff.array, ff.code, fr.array, fr.code, center,
+        col_radius2=real_r2, row_radius2=fake_r2, col_min=True, **_engine_kwargs(workspace_bytes),
+    )
+    count = out["row_count"]
+    values = {
+        "precision": float(np.mean(count > 0)),
+        "recall": float(np.mean(out["col_any"])),
+        "density": float(count.sum() / (k_real * ff.n)),
+        "coverage": float(np.mean(out["col_min"] <= real_r2)),
+    }
+    info = {"k": k_real, "rechecked_pairs": int(out["rechecked"]), "exact_knn_evaluations": ev1 + ev2}
+    return MetricResult(values, info)
+
+
+def precision_recall(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | None = None) -> MetricResult:
+    """Improved precision and recall (Kynkäänniemi et al. 2019), k = 3 as in the paper.
+
+    Precision: fraction of fake samples inside the real manifold (union of real k-NN balls);
+    recall: fraction of real samples inside the fake manifold. Both in [0, 1], higher is better.
+    """
+    fr, ff = _features(real, "real"), _features(fake, "fake")
+    _check_same_dim(fr, ff)
+    k = _check_k(k, "k", fr.n, "real")
+    _check_k(k, "k", ff.n, "fake")
+    center = _center(fr, ff)
+    real_r2, ev1 = _radii2(fr, k, center, workspace_bytes)
+    fake_r2, ev2 = _radii2(ff, k, center, workspace_bytes)
+    out = _core.cross(
+        ff.array, ff.code, fr.array, fr.code, center,
+        col_radius2=real_r2, row_radius2=fake_r2, **_engine_kwargs(workspace_bytes),
+    )
+    values = {"precision": float(np.mean(out["row_count"] > 0)), "recall": float(np.mean(out["col_any"]))}
+    return MetricResult(values, {"k": k, "rechecked_pairs": int(out["rechecked"]), "exact_knn_evaluations": ev1 + ev2})
+
+
+def density_coverage(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int | None = None) -> MetricResult:
+    """Density and coverage (Naeem et al. 2020), k = 5 as in the paper; only real k-NN balls are needed.
+
+    Density: mean count of real balls containing each fake sample, divided by k (about 1 when the
+    distributions match; higher means fakes crowd dense real regions). Coverage: fraction of real
+    samples whose ball contains at least one fake sample, in [0, 1]. Higher is better.
+    """
+    fr, ff = _features(real, "real"), _features(fake, "fake")
+    _check_same_dim(fr, ff)
+    k = _check_k(k, "k", fr.n, "real")
+    center = _center(fr, ff)
+    real_r2, ev = _radii2(fr, k, center, workspace_bytes)
+    out = _core.cross(
+        ff.array, ff.code, fr.array, fr.code, center,
+        col_radius2=real_r2, col_min=True, **_engine_kwargs(workspace_bytes),
+    )
+    values = {
+        "density": float(out["row_count"].sum() / (k * ff.n)),
+        "coverage": float(np.mean(out["col_min"] <= real_r2)),
+    }
+    return MetricResult(values, {"k": k, "rechecked_pairs": int(out["rechecked"]), "exact_knn_evaluations": ev})
+
+
+def realism_score(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | None = None) -> np.ndarray:
+    """Realism score of every fake sample (Kynkäänniemi et al. 2019, section 5).
+
+    R(g) = max over real r of radius_k(r) / |g - r|, over the real samples whose k-NN radius is at
+    most the median radius (the half with the largest balls is discarded, as in the paper, to
+    reduce the effect of outliers). R >= 1 means g lies inside some real ball; higher is more
+    realistic. A fake sample that coincides with a kept real sample gets +inf, with a warning.
+    """
+    fr, ff = _features(real, "real"), _features(fake, "fake")
+    _check_same_dim(fr, ff)
+    k = _check_k(k, "k", fr.n, "real")
+    center = _center(fr, ff)
+    real_r2, _ = _radii2(fr, k, center, workspace_bytes)
+    kept = (real_r2 <= np.median(real_r2)) & (real_r2 > 0)
+    if not kept.any():
+        raise ValueError("every real k-NN radius is 0 (too many duplicated real samples for this k)")
+    weight = np.where(kept, 1.0 / np.where(kept, real_r2, 1.0), 0.0)
+    values, _, _ = _core.knn(ff.array, ff.code, fr.array, fr.code, False, center, 1, weight, **_engine_kwargs(workspace_bytes))
+    best = values[:, 0]  # min over kept r of |g - r|^2 / radius(r)^2
+    with np.errstate(divide="ignore"):
+        score = 1.0 / np.sqrt(best)
+    hits = int(np.isinf(score).sum())
+    if hits:
+        warnings.warn(f"{hits} fake sample(s) coincide with real samples; their realism score is +inf", stacklevel=2)
+    return score
+
+
+def nn1_accuracy(real: Any, fake: Any, *, workspace_bytes: int | None = None) -> MetricResult:
+    """Leave-one-out 1-nearest-neighbour two-sample test accuracy on the union of both sets.
+
+    Each sample is classified real/fake by its nearest other sample. 0.5 is ideal (the sets are
+    indistinguishable); 1.0 means perfectly separable; well below 0.5 suggests the fake samples copy
+    the real ones. Returns ``accuracy``, ``real_accuracy`` and ``fake_accuracy``. Exact ties in
+    distance go to the lower index of [real; fake], i.e. towards a real neighbour.
+    """
+    fr, ff = _features(real, "real"), _features(fake, "fake")
+    _check_same_dim(fr, ff)
+    union = _union(fr, ff)
+    center = _center(union)
+    _, index, _ = _core.knn(union.array, union.code, union.array, union.code, True, center, 1, **_engine_kwargs(workspace_bytes))
+    is_fake = np.zeros(union.n, dtype=bool)
+    is_fake[fr.n:] = True
+    correct = is_fake[index[:, 0]] == is_fake
+    values = {
+        "accuracy": float(correct.mean()),
+        "real_accuracy": float(correct[: fr.n].mean()),
+        "fake_accuracy": float(correct[fr.n:].mean()),
+    }
+    return MetricResult(values, {"n_real": fr.n, "n_fake": ff.n})
+
+
+def memorization(train: Any, fake: Any, *, workspace_bytes: int | None = None) -> MetricResult:
+    """Copy detection: generated samples closer to a training sample than its own nearest neighbour.
+
+    A fake sample g is flagged when some training sample t has |g - t| <= |t - NN(t)|, the distance
+    from t to its nearest other training sample. Returns ``fraction`` (flagged / fake), ``indices``
+    of the flagged fake samples, ``flagged`` (bool per fake sample), and per fake sample the index of
+    its nearest training sample and the distance to it (``nearest_train``, ``nearest_distance``).
+    """
+    ft, ff = _features(train, "train"), _features(fake, "fake")
+    _check_same_dim(ft, ff)
+    center = _center(ft, ff)
+    train_r2, _ = _radii2(ft, 1, center, workspace_bytes)
+    out = _core.cross(
+        ff.array, ff.code, ft.array, ft.code, center, col_radius2=train_r2, row_min=True, **_engine_kwargs(workspace_bytes)
+    )
+    flagged = out["row_count"] > 0
+    values = {
+        "fraction": float(flagged.mean()),
+        "indices": np.flatnonzero(flagged),
+        "flagged": flagged,
+        "nearest_train": out["row_argmin"],
+        "nearest_distance": np.sqrt(out["row_min"]),
+    }
+    return MetricResult(values, {"rechecked_pairs": int(out["rechecked"])})

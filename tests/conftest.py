@@ -1,0 +1,45 @@
+"""Plain float64 numpy references shared by the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def sqdist(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Brute-force float64 squared distances, computed from differences (no norm expansion)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    return ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+
+
+def kth_radius2(x: np.ndarray, k: int) -> np.ndarray:
+    d = sqdist(x, x)
+    np.fill_diagonal(d, np.inf)
+    return np.sort(d, axis=1)[:, k - 1]
+
+
+def prdc_reference(real, fake, k):
+    rr = kth_radius2(real, k)
+    fr = kth_radius2(fake, k)
+    d = sqdist(fake, real)  # fake x real
+    inside = d <= rr[None, :]
+    return {
+        "precision": inside.any(axis=1).mean(),
+        "recall": (d <= fr[:, None]).any(axis=0).mean(),
+        "density": inside.sum() / (k * len(fake)),
+        "coverage": (d.min(axis=0) <= rr).mean(),
+    }
+
+
+def frechet_reference(mu1, s1, mu2, s2) -> float:
+    w, v = np.linalg.eigh(s1)
+    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    m = root @ s2 @ root
+    tr = np.sqrt(np.clip(np.linalg.eigvalsh(0.5 * (m + m.T)), 0, None)).sum()
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
