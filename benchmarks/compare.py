@@ -2,6 +2,7 @@
 
     python benchmarks/compare.py fd            # Fréchet distance at d=2048, covariance of N x 2048
     python benchmarks/compare.py prdc --n 10000 20000
+    python benchmarks/compare.py prdc --n 50000 --only ganmetrics --repeat 1
     python benchmarks/compare.py all --out benchmarks/results/cpu.json
 
 Every contender runs in a fresh subprocess on the same seeded inputs (Inception-like: 2048-d,
@@ -236,6 +237,7 @@ def main() -> None:
     p.add_argument("--d", type=int, default=2048)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--timeout", type=int, default=900)
+    p.add_argument("--only", default="", help="run only contenders whose name contains this text")
     p.add_argument("--out")
     args = p.parse_args()
     if args.child:
@@ -250,6 +252,7 @@ def main() -> None:
         for n in args.n or [10000, 20000]:
             plan += [(name, n, 1 if name != "prdc/ganmetrics" else args.repeat) for name in CONTENDERS
                      if name.startswith(("prdc/", "radius/"))]
+    plan = [item for item in plan if args.only in item[0]]
     rows = []
     for name, n, rep in plan:
         row = run_one(name, n, args.d, rep, args.timeout)

@@ -238,6 +238,19 @@ PYBIND11_MODULE(_core, m) {
       py::arg("max_tile_cols") = 0);
 
   m.def(
+      "symmetry_report",
+      [](const F64Array& s) {
+        check_square(s, "matrix");
+        gm::SymmetryReport r;
+        {
+          py::gil_scoped_release nogil;
+          r = gm::symmetry_report(s.data(), s.shape(0));
+        }
+        return py::make_tuple(r.max_asymmetry, r.max_abs, r.nonfinite, r.first_nonfinite_row);
+      },
+      py::arg("matrix"));
+
+  m.def(
       "symmetric_eigenvalues",
       [](const F64Array& s) {
         check_square(s, "matrix");

@@ -12,12 +12,14 @@
 
 namespace gm {
 
-// Pivoted Cholesky factor of a symmetric PSD matrix S (d x d, row-major, float64).
+// Cholesky factor of a symmetric PSD matrix S (d x d, float64; symmetric, so row- and column-major
+// storage coincide): P^T S P = L L^T. Plain Cholesky when S is clearly positive definite, pivoted
+// Cholesky with LAPACK's rank tolerance otherwise.
 struct PsdFactor {
   int64_t dim = 0;
   int64_t rank = 0;
-  std::vector<double> L;    // d x rank, row-major, rows in pivoted order (lower trapezoidal)
-  std::vector<int> perm;    // perm[i] = original index of pivoted row i (0-based)
+  std::vector<double> L;    // d x rank, column-major, lower trapezoidal (zeros above the diagonal)
+  std::vector<int> perm;    // perm[i] = original index of pivoted row i (0-based); empty = identity
   double trace = 0.0;
   double max_diag = 0.0;
   double min_schur_eig = 0.0;  // smallest eigenvalue of the part of S the factor did not take (0 if full rank)
@@ -37,6 +39,15 @@ struct TraceSqrtResult {
 // an eigenvalue of L^T S2 L is below -psd_tol * its largest eigenvalue.
 TraceSqrtResult trace_sqrt_product(const PsdFactor& f1, const double* S2, const char* name2,
                                    double psd_tol = 1e-8);
+
+// Largest |S - S^T|, largest |S|, and the number of non-finite entries with the first row holding one.
+struct SymmetryReport {
+  double max_asymmetry = 0.0;
+  double max_abs = 0.0;
+  int64_t nonfinite = 0;
+  int64_t first_nonfinite_row = -1;
+};
+SymmetryReport symmetry_report(const double* S, int64_t d);
 
 // All eigenvalues (ascending) of a symmetric d x d matrix (lower triangle read).
 std::vector<double> symmetric_eigenvalues(const double* S, int64_t d);

@@ -184,7 +184,7 @@ class FeatureStats:
         out._mean = mu.copy()
         if n is None:
             out._n = None
-            out._sigma = sigma
+            out._sigma = sigma.copy() if np.shares_memory(sigma, np.asarray(cov)) else sigma
         else:
             n = int(n)
             if n < 2:
@@ -323,18 +323,18 @@ def _vector(x: Any, name: str) -> np.ndarray:
 
 
 def _square(x: Any, name: str, dim: int) -> np.ndarray:
+    """A validated symmetric float64 matrix (C order); no copy when the input already is one."""
     a = np.asarray(x)
     if a.dtype.kind not in "fiu":
         raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
-    a = np.array(a, dtype=np.float64, order="C")
     if a.shape != (dim, dim):
         raise ValueError(f"{name} must have shape ({dim}, {dim}) to match the mean, got {a.shape}")
-    bad = ~np.isfinite(a)
-    if bad.any():
-        rows = np.flatnonzero(bad.any(axis=1))
-        raise ValueError(f"{name} contains {int(bad.sum())} NaN or Inf value(s); the first in row {int(rows[0])}")
-    scale = float(np.abs(a).max()) if a.size else 0.0
-    asym = float(np.abs(a - a.T).max()) if a.size else 0.0
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    asym, scale, nonfinite, first = _core.symmetry_report(a)
+    if nonfinite:
+        raise ValueError(f"{name} contains {nonfinite} NaN or Inf value(s); the first in row {first}")
     if asym > 1e-6 * max(scale, np.finfo(np.float64).tiny):
         raise ValueError(f"{name} is not symmetric (largest |S - S^T| is {asym:.3g}, largest |S| is {scale:.3g})")
-    return 0.5 * (a + a.T)
+    if asym > 0:
+        a = 0.5 * (a + a.T)
+    return a

@@ -1,0 +1,79 @@
+"""Rewrite the README's speed table from benchmarks/results/*.json (python benchmarks/readme_table.py)."""
+
+import json
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+
+
+def load():
+    rows = {}
+    for name in sorted(os.listdir(RESULTS)):
+        if name.endswith("_cpu.json"):
+            with open(os.path.join(RESULTS, name)) as fh:
+                for r in json.load(fh)["rows"]:
+                    if "median_s" in r:
+                        rows[(r["name"], r["n"])] = r
+    return rows
+
+
+def table(rows) -> str:
+    def t(name, n):
+        return rows[(name, n)]["median_s"]
+
+    def m(name, n):
+        return rows[(name, n)]["peak_mb_beyond_inputs"]
+
+    out = ["| task | ganmetrics | alternative | alternative's time | speed-up |", "|---|---|---|---|---|"]
+
+    def add(task, ours, alt_name, alt_label, n, unit_fmt="{:.2f} s"):
+        if (alt_name, n) not in rows:
+            return
+        g = t(ours, n)
+        left = f"{task} | {unit_fmt.format(g)}" if task else " | "
+        out.append(f"| {left} | {alt_label} | {unit_fmt.format(t(alt_name, n))} | {t(alt_name, n) / g:.1f}× |")
+
+    if ("fd/ganmetrics", 10000) in rows:
+        add("Fréchet distance, d = 2048, from statistics", "fd/ganmetrics", "fd/scipy-sqrtm (pytorch-fid, clean-fid)",
+            "scipy `sqrtm` route (pytorch-fid, clean-fid)", 10000)
+        add("", "fd/ganmetrics", "fd/torch-eigvals (torchmetrics, torch-fidelity)",
+            "torch `eigvals` route (torchmetrics, torch-fidelity)", 10000)
+    for n in (10000, 50000):
+        if ("cov/ganmetrics", n) in rows:
+            add(f"covariance of {n:,} × 2048 float32", "cov/ganmetrics", "cov/np.cov", "`np.cov`", n)
+            add("", "cov/ganmetrics", "cov/torch-float64", "torch float64 sums", n)
+    for n in (10000, 20000, 50000):
+        if ("prdc/ganmetrics", n) in rows:
+            task = f"PRDC, k = 5, {n:,} vs {n:,}, d = 2048 (+{m('prdc/ganmetrics', n):.0f} MB)"
+            if ("prdc/prdc-package", n) in rows:
+                add(task, "prdc/ganmetrics", "prdc/prdc-package", f"`prdc` package (+{m('prdc/prdc-package', n):.0f} MB)",
+                    n, "{:.1f} s")
+                task = ""
+            if ("prdc/torch-cdist-float32", n) in rows:
+                add(task, "prdc/ganmetrics", "prdc/torch-cdist-float32",
+                    f"torch.cdist + kthvalue, float32 (+{m('prdc/torch-cdist-float32', n):.0f} MB)", n, "{:.1f} s")
+                task = ""
+            if ("radius/faiss-IndexFlatL2", n) in rows:
+                out.append(f"| {task or ' | '}{' | ' + format(t('prdc/ganmetrics', n), '.1f') + ' s' if task else ''} | "
+                           f"faiss `IndexFlatL2`, real radius pass only (1 of PRDC's 3 passes) | "
+                           f"{t('radius/faiss-IndexFlatL2', n):.1f} s | — |")
+            elif task:
+                out.append(f"| {task} | {t('prdc/ganmetrics', n):.1f} s | (no contender: prdc would need ~30 GB) | | |")
+    return "\n".join(out)
+
+
+def main():
+    path = os.path.join(ROOT, "README.md")
+    with open(path) as fh:
+        text = fh.read()
+    a = text.index("<!-- bench:start -->") + len("<!-- bench:start -->")
+    b = text.index("<!-- bench:end -->")
+    text = text[:a] + "\n" + table(load()) + "\n" + text[b:]
+    with open(path + ".tmp", "w") as fh:
+        fh.write(text)
+    os.replace(path + ".tmp", path)
+
+
+if __name__ == "__main__":
+    main()
