@@ -238,6 +238,59 @@ PYBIND11_MODULE(_core, m) {
       py::arg("max_tile_cols") = 0);
 
   m.def(
+      "kernel_sum",
+      [](const py::array& x, int xcode, const py::array& y, int ycode, bool self, bool include_diagonal, int kind,
+         double gamma, double coef0, int degree, int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols) {
+        gm::KernelSumParams p;
+        p.x = make_view(x, xcode, "x");
+        p.y = self ? p.x : make_view(y, ycode, "y");
+        p.self = self;
+        p.include_diagonal = include_diagonal;
+        p.kernel = gm::KernelSpec{static_cast<gm::KernelKind>(kind), gamma, coef0, degree};
+        p.tiles = tiles_from(workspace_bytes, max_tile_rows, max_tile_cols);
+        {
+          py::gil_scoped_release nogil;
+          gm::kernel_sum(p);
+        }
+        return p.sum;
+      },
+      py::arg("x"), py::arg("xcode"), py::arg("y"), py::arg("ycode"), py::arg("self"), py::arg("include_diagonal"),
+      py::arg("kind"), py::arg("gamma"), py::arg("coef0") = 1.0, py::arg("degree") = 3,
+      py::arg("workspace_bytes") = int64_t(256) << 20, py::arg("max_tile_rows") = 0, py::arg("max_tile_cols") = 0);
+
+  m.def(
+      "mmd_subsets",
+      [](const py::array& x, int xcode, const py::array& y, int ycode,
+         const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& x_index,
+         const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& y_index, int kind, double gamma,
+         double coef0, int degree) {
+        gm::MmdSubsetsParams p;
+        p.x = make_view(x, xcode, "x");
+        p.y = make_view(y, ycode, "y");
+        if (x_index.ndim() != 2 || y_index.ndim() != 2 || x_index.shape(0) != y_index.shape(0))
+          throw std::invalid_argument("subset indices must be (subsets, size) arrays with equal subset counts");
+        p.subsets = x_index.shape(0);
+        p.mx = x_index.shape(1);
+        p.my = y_index.shape(1);
+        for (py::ssize_t i = 0; i < x_index.size(); ++i)
+          if (x_index.data()[i] < 0 || x_index.data()[i] >= p.x.rows) throw std::invalid_argument("x index out of range");
+        for (py::ssize_t i = 0; i < y_index.size(); ++i)
+          if (y_index.data()[i] < 0 || y_index.data()[i] >= p.y.rows) throw std::invalid_argument("y index out of range");
+        p.x_index = x_index.data();
+        p.y_index = y_index.data();
+        p.kernel = gm::KernelSpec{static_cast<gm::KernelKind>(kind), gamma, coef0, degree};
+        py::array_t<double> out(p.subsets);
+        p.out = out.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          gm::mmd_subsets(p);
+        }
+        return out;
+      },
+      py::arg("x"), py::arg("xcode"), py::arg("y"), py::arg("ycode"), py::arg("x_index"), py::arg("y_index"),
+      py::arg("kind"), py::arg("gamma"), py::arg("coef0") = 1.0, py::arg("degree") = 3);
+
+  m.def(
       "symmetry_report",
       [](const F64Array& s) {
         check_square(s, "matrix");

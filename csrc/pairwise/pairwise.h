@@ -61,3 +61,42 @@ void cross(CrossParams& p);
 double exact_sqdist(const MatView& x, int64_t q, const MatView& y, int64_t r, double* bufq, double* bufr);
 
 }  // namespace gm
+
+namespace gm {
+
+// Kernel sums for MMD-type metrics, computed from float64 GEMM tiles (kernel values are smooth
+// functions of dot products, so they need float64 products rather than rechecks).
+enum class KernelKind : int { Polynomial = 0, Rbf = 1 };
+
+struct KernelSpec {
+  KernelKind kind = KernelKind::Polynomial;
+  double gamma = 1.0;  // polynomial: (gamma x.y + coef0)^degree;  rbf: exp(-gamma |x - y|^2)
+  double coef0 = 1.0;
+  int degree = 3;
+};
+
+// sum over pairs (i in x, j in y) of k(x_i, y_j). self: y is x; the pass is symmetric and the
+// diagonal i == j is included only if include_diagonal.
+struct KernelSumParams {
+  MatView x, y;
+  bool self = false;
+  bool include_diagonal = false;
+  KernelSpec kernel;
+  TileConfig tiles;
+  double sum = 0.0;  // out
+};
+void kernel_sum(KernelSumParams& p);
+
+// Unbiased MMD^2 for many subset pairs: subset s uses rows x_index[s*mx .. s*mx+mx) of x and
+// y_index[s*my .. ) of y. One float64 syrk of the stacked subset per pair.
+struct MmdSubsetsParams {
+  MatView x, y;
+  const int64_t* x_index = nullptr;
+  const int64_t* y_index = nullptr;
+  int64_t subsets = 0, mx = 0, my = 0;
+  KernelSpec kernel;
+  double* out = nullptr;  // [subsets]
+};
+void mmd_subsets(MmdSubsetsParams& p);
+
+}  // namespace gm

@@ -10,7 +10,10 @@ __version__ = "0.1.0"
 
 from ganmetrics._native import CUDA_IMPORT_ERROR as _CUDA_IMPORT_ERROR
 from ganmetrics._native import _core, _cuda
-from ganmetrics.metrics.frechet import SmallSampleWarning, fid, fid_many, frechet_distance
+from ganmetrics.metrics.bootstrap import Interval, bootstrap
+from ganmetrics.metrics.frechet import FIDInfinityResult, SmallSampleWarning, fid, fid_infinity, fid_many, frechet_distance
+from ganmetrics.metrics.inception import ScoreResult, inception_score
+from ganmetrics.metrics.kernel import KIDResult, cmmd, kid
 from ganmetrics.metrics.knn import (
     MetricResult,
     density_coverage,
@@ -21,6 +24,9 @@ from ganmetrics.metrics.knn import (
     prdc,
     realism_score,
 )
+from ganmetrics.metrics.prd import PRDResult, plot_prd, prd
+from ganmetrics.metrics.vendi import vendi
+from ganmetrics.report import Report, evaluate
 from ganmetrics.stats import FeatureStats
 
 
@@ -60,7 +66,22 @@ def build_info() -> dict:
 
 __all__ = [
     "__version__",
+    "FIDInfinityResult",
     "FeatureStats",
+    "Interval",
+    "KIDResult",
+    "PRDResult",
+    "Report",
+    "ScoreResult",
+    "bootstrap",
+    "cmmd",
+    "evaluate",
+    "fid_infinity",
+    "inception_score",
+    "kid",
+    "plot_prd",
+    "prd",
+    "vendi",
     "MetricResult",
     "density_coverage",
     "knn_radii",

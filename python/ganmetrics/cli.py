@@ -3,6 +3,7 @@
     ganmetrics fid REAL FAKE [--json]
     ganmetrics stats FEATURES -o stats.npz [--feature-extractor NAME]
     ganmetrics prdc REAL FAKE [--k 5] [--json]
+    ganmetrics compare REAL FAKE [--metrics fid,kid,precision,...] [--json]
     ganmetrics example [--n 10000] [--dim 2048]
     ganmetrics info
 
@@ -58,6 +59,16 @@ def _cmd_prdc(args) -> dict:
     res = gm.prdc(args.real, args.fake, k=args.k)
     out = {key: float(res[key]) for key in ("precision", "recall", "density", "coverage")}
     out.update({"k": args.k, "seconds": time.perf_counter() - t0})
+    return out
+
+
+def _cmd_compare(args) -> dict:
+    import ganmetrics as gm
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    report = gm.evaluate(args.real, args.fake, metrics=metrics, k=args.k, seed=args.seed)
+    out = dict(report)
+    out["seconds"] = sum(report.info["seconds"].values())
     return out
 
 
@@ -127,6 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--k", type=int, default=5)
     common(sp)
     sp.set_defaults(func=_cmd_prdc)
+
+    sp = sub.add_parser("compare", help="several metrics at once (shared statistics and radii)")
+    sp.add_argument("real")
+    sp.add_argument("fake")
+    sp.add_argument("--metrics", default="fid,kid,precision,recall,density,coverage",
+                    help="comma-separated: fid,kid,precision,recall,density,coverage,nn1_accuracy,vendi,prd")
+    sp.add_argument("--k", type=int, default=5)
+    sp.add_argument("--seed", type=int, default=0)
+    common(sp)
+    sp.set_defaults(func=_cmd_compare)
 
     sp = sub.add_parser("example", help="FID and PRDC on built-in synthetic Inception-like features")
     sp.add_argument("--n", type=int, default=10000)

@@ -1,0 +1,138 @@
+"""Confidence intervals by half-sampling without replacement, with the small-sample bias removed.
+
+Method. Draw ``n_boot`` subsamples without replacement holding a fraction f (default 1/2) of each
+set, and compute the metric on each: theta_1..theta_B. Resampling with replacement would duplicate
+samples, which shrinks k-NN radii and covariances and biases exactly the metrics in question.
+For a statistic whose variance scales as 1/n, subsamples of m = f n drawn without replacement vary
+with variance sigma^2/m (1 - f) = sigma^2/n * (1 - f)/f, so ``scale`` = sqrt(f / (1 - f)) (1 for
+half-sampling) maps their spread to the spread of the full-sample value. FID, KID's subsets and the
+k-NN metrics also shift with the sample size; the interval therefore uses the centred deviations
+theta_b - mean(theta), not the raw subsample values:
+
+    [theta_n - scale * q_hi, theta_n - scale * q_lo],   q = quantiles of theta_b - mean(theta)
+
+an interval for the expected value of the metric at the given sample sizes. ``bias`` estimates how
+far that expectation lies from the infinite-sample value, assuming a 1/n bias:
+bias = (mean(theta) - theta_n) * f / (1 - f); ``debiased`` = theta_n - bias.
+
+Coverage on a known case (tests/test_suite.py): Gaussian features, d = 4, 1000 samples per side,
+90 % intervals for FID over 60 independent data sets contain the Monte-Carlo expected FID in
+about 85-95 % of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ganmetrics._arrays import Features, as_features
+from ganmetrics.metrics.frechet import _Reference
+from ganmetrics.metrics.knn import _check_same_dim, prdc
+from ganmetrics.stats import FeatureStats
+
+KNN_METRICS = ("precision", "recall", "density", "coverage")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """``value`` on the full sets, the interval [``low``, ``high``] at ``confidence``, the
+    bootstrap standard deviation ``std`` (scaled to the full sample size), and the estimated
+    small-sample ``bias`` with the ``debiased`` value."""
+
+    value: float
+    low: float
+    high: float
+    confidence: float
+    std: float
+    bias: float
+    debiased: float
+    n_boot: int
+
+    def __float__(self) -> float:
+        return self.value
+
+
+def _interval(full: float, thetas: np.ndarray, fraction: float, confidence: float) -> Interval:
+    scale = np.sqrt(fraction / (1.0 - fraction))
+    dev = thetas - thetas.mean()
+    alpha = (1.0 - confidence) / 2.0
+    q_lo, q_hi = np.quantile(dev, [alpha, 1.0 - alpha])
+    bias = float((thetas.mean() - full) * fraction / (1.0 - fraction))
+    return Interval(
+        value=float(full), low=float(full - scale * q_hi), high=float(full - scale * q_lo), confidence=confidence,
+        std=float(scale * thetas.std(ddof=1)) if len(thetas) > 1 else 0.0, bias=bias, debiased=float(full - bias),
+        n_boot=len(thetas),
+    )
+
+
+def bootstrap(
+    real: Any,
+    fake: Any,
+    metrics: Sequence[str] = ("fid",),
+    *,
+    n_boot: int = 50,
+    fraction: float = 0.5,
+    confidence: float = 0.95,
+    seed: int = 0,
+    k: int = 5,
+    resample: str = "both",
+) -> dict[str, Interval]:
+    """Confidence intervals for FID and/or precision, recall, density, coverage (see module doc).
+
+    ``resample="fake"`` keeps the real set fixed (a fixed reference, as in benchmark tables) and
+    lets FID reuse one factorization of the real covariance; ``"both"`` resamples both sets.
+    Returns ``{metric: Interval}``. Seeded: the same inputs and seed give the same intervals.
+    """
+    metrics = tuple(metrics)
+    unknown = [m for m in metrics if m != "fid" and m not in KNN_METRICS]
+    if unknown or not metrics:
+        raise ValueError(f"bootstrap supports 'fid', {', '.join(map(repr, KNN_METRICS))}; got {list(metrics)}")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
+        raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
+    if resample not in ("both", "fake"):
+        raise ValueError(f"resample must be 'both' or 'fake', got {resample!r}")
+    fr, ff = as_features(real, "real", min_rows=2), as_features(fake, "fake", min_rows=2)
+    _check_same_dim(fr, ff)
+    rng = np.random.default_rng(seed)
+    m_real = fr.n if resample == "fake" else max(2, int(round(fraction * fr.n)))
+    m_fake = max(2, int(round(fraction * ff.n)))
+    real_idx = [np.arange(fr.n) if resample == "fake" else np.sort(rng.choice(fr.n, m_real, replace=False))
+                for _ in range(n_boot)]
+    fake_idx = [np.sort(rng.choice(ff.n, m_fake, replace=False)) for _ in range(n_boot)]
+    out: dict[str, Interval] = {}
+    if "fid" in metrics:
+        out["fid"] = _fid_interval(fr, ff, real_idx, fake_idx, resample, fraction, confidence)
+    knn = [m for m in metrics if m in KNN_METRICS]
+    if knn:
+        full = prdc(fr, ff, k=k)
+        thetas = {m: [] for m in knn}
+        for ri, fi in zip(real_idx, fake_idx):
+            sub_r = Features(fr.array[ri], fr.code, "real")
+            sub_f = Features(ff.array[fi], ff.code, "fake")
+            res = prdc(sub_r, sub_f, k=k)
+            for m in knn:
+                thetas[m].append(res[m])
+        for m in knn:
+            out[m] = _interval(full[m], np.asarray(thetas[m]), fraction, confidence)
+    return out
+
+
+def _fid_interval(fr, ff, real_idx, fake_idx, resample, fraction, confidence) -> Interval:
+    real_full = FeatureStats.from_features(fr)
+    fake_full = FeatureStats.from_features(ff)
+    ref = _Reference(real_full.mean, real_full.cov, "real covariance")
+    full = ref.distance(fake_full.mean, fake_full.cov, "fake covariance")
+    fake_stats = FeatureStats.of_subsets(ff, fake_idx)
+    if resample == "fake":
+        thetas = [ref.distance(s.mean, s.cov, "fake covariance") for s in fake_stats]
+    else:
+        real_stats = FeatureStats.of_subsets(fr, real_idx)
+        thetas = [_Reference(r.mean, r.cov, "real covariance").distance(f.mean, f.cov, "fake covariance")
+                  for r, f in zip(real_stats, fake_stats)]
+    return _interval(full, np.asarray(thetas), fraction, confidence)

@@ -1,0 +1,90 @@
+"""``evaluate``: many metrics in one call, sharing statistics and k-NN radii, returned as a Report."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Sequence
+
+from ganmetrics._arrays import as_features
+from ganmetrics.metrics.frechet import _Reference
+from ganmetrics.metrics.kernel import kid
+from ganmetrics.metrics.knn import _check_same_dim, nn1_accuracy, prdc
+from ganmetrics.metrics.prd import prd
+from ganmetrics.metrics.vendi import vendi
+from ganmetrics.stats import FeatureStats
+
+KNOWN = ("fid", "kid", "precision", "recall", "density", "coverage", "nn1_accuracy", "vendi", "prd")
+DEFAULT_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage")
+
+
+class Report(dict):
+    """Metric name -> value (floats; ``kid_std``, ``prd_f8``/``prd_f1_8`` beside their metric).
+
+    ``info`` holds timings and settings. ``to_json()`` and ``to_markdown()`` render it.
+    """
+
+    def __init__(self, values: dict, info: dict):
+        super().__init__(values)
+        self.info = info
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps({"metrics": dict(self), "info": self.info}, indent=kwargs.pop("indent", 2), **kwargs)
+
+    def to_markdown(self) -> str:
+        lines = ["| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.6g} |" for k, v in self.items()]
+        return "\n".join(lines)
+
+
+def evaluate(
+    real: Any, fake: Any, metrics: Sequence[str] = DEFAULT_METRICS, *, k: int = 5, seed: int = 0,
+    kid_subsets: int | None = 100, kid_subset_size: int = 1000,
+) -> Report:
+    """Compute several metrics between two feature sets, doing shared work once.
+
+    ``metrics`` from: fid, kid, precision, recall, density, coverage, nn1_accuracy, vendi (of
+    the fake set), prd. The four k-NN metrics share one set of radii and one cross pass. KID's
+    full-set estimate is used when a set is smaller than ``kid_subset_size``.
+    """
+    metrics = list(dict.fromkeys(metrics))
+    unknown = [m for m in metrics if m not in KNOWN]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {list(KNOWN)}")
+    fr, ff = as_features(real, "real", min_rows=2), as_features(fake, "fake", min_rows=2)
+    _check_same_dim(fr, ff)
+    values: dict[str, float] = {}
+    timings: dict[str, float] = {}
+
+    def timed(name, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        timings[name] = round(time.perf_counter() - t0, 4)
+        return out
+
+    if "fid" in metrics:
+        def _fid():
+            a, b = FeatureStats.from_features(fr), FeatureStats.from_features(ff)
+            return _Reference(a.mean, a.cov, "real covariance").distance(b.mean, b.cov, "fake covariance")
+
+        values["fid"] = timed("fid", _fid)
+    if "kid" in metrics:
+        # sets smaller than a subset: the exact full-set estimate (no subset spread to report)
+        subsets = kid_subsets if min(fr.n, ff.n) >= kid_subset_size else None
+        res = timed("kid", lambda: kid(fr, ff, subsets=subsets, subset_size=kid_subset_size, seed=seed))
+        values["kid"] = res.mean
+        if res.std is not None:
+            values["kid_std"] = res.std
+    knn = [m for m in ("precision", "recall", "density", "coverage") if m in metrics]
+    if knn:
+        res = timed("prdc", lambda: prdc(fr, ff, k=k))
+        values.update({m: res[m] for m in knn})
+    if "nn1_accuracy" in metrics:
+        values["nn1_accuracy"] = timed("nn1_accuracy", lambda: nn1_accuracy(fr, ff).accuracy)
+    if "vendi" in metrics:
+        values["vendi"] = timed("vendi", lambda: vendi(ff))
+    if "prd" in metrics:
+        res = timed("prd", lambda: prd(fr, ff, enforce_balance=False, seed=seed))
+        values["prd_f8"], values["prd_f1_8"] = res.f8, res.f1_8
+    info = {"n_real": fr.n, "n_fake": ff.n, "dim": fr.dim, "k": k, "seed": seed, "seconds": timings}
+    return Report(values, info)
