@@ -2,6 +2,8 @@
 
     python benchmarks/compare.py fd            # Fréchet distance at d=2048, covariance of N x 2048
     python benchmarks/compare.py prdc --n 10000 20000
+    python benchmarks/compare.py kid            # KID 100 x 1000 subsets and full-set KID, 10k x 2048
+    python benchmarks/compare.py fdinf          # FD-infinity against 15 independent FIDs
     python benchmarks/compare.py prdc --n 50000 --only ganmetrics --repeat 1
     python benchmarks/compare.py all --out benchmarks/results/cpu.json
 
@@ -158,6 +160,87 @@ def _radius_faiss(real, fake, k=5):
     return {"mean_radius": float(np.sqrt(dist[:, k]).mean())}
 
 
+def _import_with_torchvision_stub(module):
+    """torch-fidelity (and torchmetrics' image metrics, through it) import torchvision only for image I/O."""
+    import importlib
+
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+    from _torchvision_stub import import_with_stub
+
+    import_with_stub("torch_fidelity")  # once with the stand-in; later imports find it in sys.modules
+    return importlib.import_module(module)
+
+
+def _kid_ganmetrics(real, fake):
+    import ganmetrics as gm
+
+    res = gm.kid(real, fake, subsets=100, subset_size=1000, seed=2020)
+    return {"mean": res.mean, "std": res.std}
+
+
+def _kid_torch_fidelity(real, fake):
+    """torch-fidelity's own KID loop (imported with a torchvision stand-in: it needs torchvision only for I/O)."""
+    import torch
+
+    mk = _import_with_torchvision_stub("torch_fidelity.metric_kid")
+    out = mk.kid_features_to_metric(torch.from_numpy(fake), torch.from_numpy(real), kid_subsets=100,
+                                    kid_subset_size=1000, rng_seed=2020, verbose=False, kid_degree=3,
+                                    kid_gamma=None, kid_coef0=1)
+    return {"mean": out["kernel_inception_distance_mean"], "std": out["kernel_inception_distance_std"]}
+
+
+def _kid_torchmetrics(real, fake):
+    """torchmetrics KernelInceptionDistance.compute's loop over subsets with its poly_mmd."""
+    import torch
+
+    poly_mmd = _import_with_torchvision_stub("torchmetrics.image.kid").poly_mmd
+    r, f = torch.from_numpy(real), torch.from_numpy(fake)
+    torch.manual_seed(0)
+    vals = []
+    for _ in range(100):
+        pr = torch.randperm(len(r))[:1000]
+        pf = torch.randperm(len(f))[:1000]
+        vals.append(poly_mmd(r[pr], f[pf], degree=3, gamma=None, coef=1.0))
+    vals = torch.stack(vals)
+    return {"mean": float(vals.mean()), "std": float(vals.std(unbiased=False))}
+
+
+def _kidfull_ganmetrics(real, fake):
+    import ganmetrics as gm
+
+    return {"mean": gm.kid(real, fake, subsets=None).mean}
+
+
+def _kidfull_torchmetrics(real, fake):
+    """torchmetrics' poly_mmd on the full sets (it builds the three N x N kernel matrices)."""
+    import torch
+
+    poly_mmd = _import_with_torchvision_stub("torchmetrics.image.kid").poly_mmd
+    return {"mean": float(poly_mmd(torch.from_numpy(real), torch.from_numpy(fake)))}
+
+
+def _fdinf_ganmetrics(real, fake):
+    import ganmetrics as gm
+
+    res = gm.fid_infinity(real, fake, num_points=15, seed=0)
+    return {"value": res.value, "r2": res.r2}
+
+
+def _fdinf_independent(real, fake):
+    """The same 15 FIDs, each computed from scratch (statistics of the prefix, then the distance)."""
+    import numpy as np
+
+    import ganmetrics as gm
+
+    n = len(fake)
+    sizes = np.unique(np.linspace(max(2, n // 10), n, 15).round().astype(int))
+    order = np.random.default_rng(0).permutation(n)
+    fids = [gm.fid(real, fake[order[:m]]) for m in sizes]
+    inv = 1.0 / sizes
+    a = np.stack([np.ones_like(inv), inv], 1)
+    return {"value": float(np.linalg.lstsq(a, np.array(fids), rcond=None)[0][0])}
+
+
 CONTENDERS = {
     "fd/ganmetrics": ("stats", _fd_ganmetrics),
     "fd/scipy-sqrtm (pytorch-fid, clean-fid)": ("stats", _fd_sqrtm),
@@ -169,6 +252,13 @@ CONTENDERS = {
     "prdc/prdc-package": ("pair", _prdc_package),
     "prdc/torch-cdist-float32": ("pair", _prdc_torch_cdist),
     "radius/faiss-IndexFlatL2": ("pair", _radius_faiss),
+    "kid/ganmetrics": ("pair", _kid_ganmetrics),
+    "kid/torch-fidelity": ("pair", _kid_torch_fidelity),
+    "kid/torchmetrics": ("pair", _kid_torchmetrics),
+    "kidfull/ganmetrics": ("pair", _kidfull_ganmetrics),
+    "kidfull/torchmetrics-poly_mmd": ("pair", _kidfull_torchmetrics),
+    "fdinf/ganmetrics": ("pair", _fdinf_ganmetrics),
+    "fdinf/15-independent-fids": ("pair", _fdinf_independent),
 }
 
 
@@ -231,7 +321,7 @@ def machine() -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("suite", nargs="?", choices=["fd", "cov", "prdc", "all"], default="all")
+    p.add_argument("suite", nargs="?", choices=["fd", "cov", "prdc", "kid", "fdinf", "all"], default="all")
     p.add_argument("--child")
     p.add_argument("--n", type=int, nargs="+", default=None)
     p.add_argument("--d", type=int, default=2048)
@@ -248,6 +338,10 @@ def main() -> None:
         plan += [(name, 10000, 3) for name in CONTENDERS if name.startswith("fd/")]
     if args.suite in ("cov", "all"):
         plan += [(name, n, 3) for n in (args.n or [10000, 50000]) for name in CONTENDERS if name.startswith("cov/")]
+    if args.suite in ("kid", "all"):
+        plan += [(name, n, 1) for n in (args.n or [10000]) for name in CONTENDERS if name.startswith(("kid/", "kidfull/"))]
+    if args.suite in ("fdinf", "all"):
+        plan += [(name, n, 1) for n in (args.n or [10000]) for name in CONTENDERS if name.startswith("fdinf/")]
     if args.suite in ("prdc", "all"):
         for n in args.n or [10000, 20000]:
             plan += [(name, n, 1 if name != "prdc/ganmetrics" else args.repeat) for name in CONTENDERS

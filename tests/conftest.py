@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
+from _torchvision_stub import import_with_stub
+
+# torch-fidelity installed without torchvision (as the compat tests install it, with --no-deps) makes
+# `import torchmetrics` fail, because torchmetrics imports torch-fidelity when it is present. Importing
+# torch-fidelity once with the torchvision stand-in first keeps both importable.
+if importlib.util.find_spec("torch_fidelity") is not None and importlib.util.find_spec("torchvision") is None:
+    import_with_stub("torch_fidelity")
 
 
 def sqdist(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -191,9 +191,10 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "cross",
       [](const py::array& x, int xcode, const py::array& y, int ycode, const OptF64& center,
-         const OptF64& col_radius2, const OptF64& row_radius2, bool col_min, bool row_min, int64_t workspace_bytes,
-         int64_t max_tile_rows, int64_t max_tile_cols) {
+         const OptF64& col_radius2, const OptF64& row_radius2, bool col_min, bool row_min, bool strict,
+         int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols) {
         gm::CrossParams p;
+        p.strict = strict;
         p.x = make_view(x, xcode, "x");
         p.y = make_view(y, ycode, "y");
         p.center = opt_vector(center, p.x.cols, "center");
@@ -234,7 +235,8 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("x"), py::arg("xcode"), py::arg("y"), py::arg("ycode"), py::arg("center"),
       py::arg("col_radius2") = py::none(), py::arg("row_radius2") = py::none(), py::arg("col_min") = false,
-      py::arg("row_min") = false, py::arg("workspace_bytes") = int64_t(256) << 20, py::arg("max_tile_rows") = 0,
+      py::arg("row_min") = false, py::arg("strict") = false, py::arg("workspace_bytes") = int64_t(256) << 20,
+      py::arg("max_tile_rows") = 0,
       py::arg("max_tile_cols") = 0);
 
   m.def(

@@ -37,8 +37,8 @@ struct KnnParams {
 void knn(KnnParams& p);
 
 // One pass over x (rows) against y (columns) with any of these reductions:
-//   col_radius2 -> row_count[q] = #{c : f(q,c) <= col_radius2[c]}
-//   row_radius2 -> col_any[c]   = exists q : f(q,c) <= row_radius2[q]
+//   col_radius2 -> row_count[q] = #{c : f(q,c) <= col_radius2[c]}   (< with strict)
+//   row_radius2 -> col_any[c]   = exists q : f(q,c) <= row_radius2[q]  (< with strict)
 //   col_min     -> col_min_value[c], col_argmin[c] = min over q of f(q,c) (ties: lowest q)
 //   row_min     -> row_min_value[q], row_argmin[q] = min over c of f(q,c) (ties: lowest c)
 struct CrossParams {
@@ -46,6 +46,7 @@ struct CrossParams {
   const double* center = nullptr;
   const double* col_radius2 = nullptr;
   const double* row_radius2 = nullptr;
+  bool strict = false;  // inclusion is f < radius^2 (the prdc package's convention) instead of <=
   int64_t* row_count = nullptr;
   uint8_t* col_any = nullptr;
   double* col_min_value = nullptr;

@@ -257,6 +257,8 @@ void cross(CrossParams& p) {
   GM_ASSERT(!p.col_min_value || p.col_argmin);
   GM_ASSERT(!p.row_min_value || p.row_argmin);
   const Bound bound(d);
+  const bool strict = p.strict;
+  auto inside = [strict](double f, double R) { return strict ? f < R : f <= R; };
   const int nt = num_threads();
   int64_t tr, tc;
   tile_sizes(p.tiles, n, m, d, tr, tc);
@@ -296,12 +298,12 @@ void cross(CrossParams& p) {
                 const double e = bound(nq, nr);
                 if (p.col_radius2) {
                   const double R = p.col_radius2[gc];
-                  if (val - e <= R) {
-                    if (val + e < R) {
+                  if (val - e <= R) {  // else certainly outside: f >= val - e > R
+                    if (val + e < R) {  // certainly inside: f <= val + e < R
                       ++count;
                     } else {
                       ++rechecked;
-                      if (exact_sqdist(p.x, gq, p.y, gc, bq.data(), br.data()) <= R) ++count;
+                      if (inside(exact_sqdist(p.x, gq, p.y, gc, bq.data(), br.data()), R)) ++count;
                     }
                   }
                 }
@@ -330,7 +332,7 @@ void cross(CrossParams& p) {
                       p.col_any[gc] = 1;
                     } else {
                       ++rechecked;
-                      if (exact_sqdist(p.x, gq, p.y, gc, bq.data(), br.data()) <= Rq) p.col_any[gc] = 1;
+                      if (inside(exact_sqdist(p.x, gq, p.y, gc, bq.data(), br.data()), Rq)) p.col_any[gc] = 1;
                     }
                   }
                   if (p.col_min_value) col_acc[gc].offer(val - e, val + e, gq, 1);

@@ -181,7 +181,7 @@ class FIDInfinityResult:
 
 def fid_infinity(
     real: Any, fake: Any, *, sizes: Sequence[int] | None = None, num_points: int = 15, min_size: int | None = None,
-    seed: int = 0, force: bool = False,
+    seed: int = 0,
 ) -> FIDInfinityResult:
     """FD-infinity (Chong & Forsyth 2020, "Effectively unbiased FID and Inception Score and where to find them").
 
@@ -189,8 +189,9 @@ def fid_infinity(
     set and the first N samples of one seeded shuffle of the fake set, for ``num_points`` (>= 15 by
     default) sizes N evenly spaced from ``min_size`` (default: a tenth of the fake set, the paper's
     5k of 50k) to all fake samples, fits FID = value + slope / N, and returns the intercept.
-    The fake statistics of all sizes come from one pass (nested prefixes) and the real covariance is
-    factored once. Lower is better.
+    The fake statistics of all sizes come from one pass over the fake set and the real covariance is
+    factored once. ``real`` may be features, a FeatureStats or a statistics file; ``fake`` must be
+    features. Lower is better.
     """
     ref = _as_stats_named(real, "real")
     if ref.n is not None and ref.n <= ref.dim:
@@ -210,8 +211,16 @@ def fid_infinity(
         raise ValueError("fid_infinity needs at least 2 distinct sample sizes")
     if sizes[0] < 2 or sizes[-1] > ff.n:
         raise ValueError(f"sizes must lie in [2, {ff.n}], got [{sizes[0]}, {sizes[-1]}]")
-    prefix_stats = FeatureStats.nested_prefixes(ff, sizes, seed=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SmallSampleWarning)  # small prefixes are the point of the fit
-        fids = np.array(fid_many(ref, prefix_stats, force=force))
-    return FIDInfinityResult(sizes.astype(np.float64), fids)
+    # One pass over the fake set: statistics of the disjoint segments between consecutive sizes, then
+    # merged cumulatively; each prefix is compared with the once-factored real covariance as it forms.
+    order = np.random.default_rng(seed).permutation(ff.n)
+    edges = np.concatenate([[0], sizes])
+    segments = FeatureStats.of_subsets(ff, [order[edges[i]:edges[i + 1]] for i in range(len(sizes))])
+    factored = _Reference(ref.mean, ref.cov, "real covariance")
+    acc = FeatureStats(ff.dim)
+    fids = []
+    for i in range(len(segments)):
+        acc.merge(segments[i])
+        segments[i] = None  # free each d x d state once merged
+        fids.append(factored.distance(acc.mean, acc.cov, "fake covariance"))
+    return FIDInfinityResult(sizes.astype(np.float64), np.array(fids))

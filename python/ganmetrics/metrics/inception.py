@@ -48,8 +48,15 @@ def inception_score(probs_or_logits: Any, splits: int = 10, seed: int | None = 0
     logp = _log_probs(f.rows(0, f.n).astype(np.float64))
     if seed is not None:
         logp = logp[np.random.default_rng(seed).permutation(f.n)]
+    bounds = np.cumsum([0] + [len(p) for p in np.array_split(np.arange(f.n), splits)])
+    return split_scores(logp, bounds)
+
+
+def split_scores(logp: np.ndarray, bounds: np.ndarray) -> ScoreResult:
+    """Inception Score of each slice logp[bounds[i]:bounds[i+1]] of float64 log-probabilities."""
     values = []
-    for part in np.array_split(logp, splits):
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        part = logp[a:b]
         p = np.exp(part)
         marginal = p.mean(0)
         with np.errstate(divide="ignore"):

@@ -127,7 +127,7 @@ def knn_radii(x: Any, k: int = 5, *, workspace_bytes: int | None = None) -> np.n
     return np.sqrt(r2)
 
 
-def prdc(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int | None = None) -> MetricResult:
+def prdc(real: Any, fake: Any, k: int = 5, *, strict: bool = False, workspace_bytes: int | None = None) -> MetricResult:
     """Precision, recall, density and coverage with k nearest neighbours, from one cross pass.
 
     - precision (Kynkäänniemi et al. 2019): fraction of fake samples inside some real k-NN ball.
@@ -136,7 +136,8 @@ def prdc(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int | None = None
       about 1 for matching distributions, can exceed 1.
     - coverage (Naeem et al. 2020): fraction of real samples whose ball contains some fake sample.
 
-    Precision, recall and coverage lie in [0, 1]; higher is better for all four.
+    Precision, recall and coverage lie in [0, 1]; higher is better for all four. ``strict=True``
+    uses the ``prdc`` package's strict ``<`` for every inclusion (including coverage) instead of ``<=``.
     """
     fr, ff = _features(real, "real"), _features(fake, "fake")
     _check_same_dim(fr, ff)
@@ -147,16 +148,17 @@ def prdc(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int | None = None
     fake_r2, ev2 = _radii2(ff, k_real, center, workspace_bytes)
     out = _core.cross(
         ff.array, ff.code, fr.array, fr.code, center,
-        col_radius2=real_r2, row_radius2=fake_r2, col_min=True, **_engine_kwargs(workspace_bytes),
+        col_radius2=real_r2, row_radius2=fake_r2, col_min=True, strict=bool(strict), **_engine_kwargs(workspace_bytes),
     )
     count = out["row_count"]
+    covered = out["col_min"] < real_r2 if strict else out["col_min"] <= real_r2
     values = {
         "precision": float(np.mean(count > 0)),
         "recall": float(np.mean(out["col_any"])),
         "density": float(count.sum() / (k_real * ff.n)),
-        "coverage": float(np.mean(out["col_min"] <= real_r2)),
+        "coverage": float(np.mean(covered)),
     }
-    info = {"k": k_real, "rechecked_pairs": int(out["rechecked"]), "exact_knn_evaluations": ev1 + ev2}
+    info = {"k": k_real, "strict": bool(strict), "rechecked_pairs": int(out["rechecked"]), "exact_knn_evaluations": ev1 + ev2}
     return MetricResult(values, info)
 
 

@@ -1,0 +1,46 @@
+"""pytorch-fid 0.3.0 signatures (``pytorch_fid.fid_score``), computed exactly.
+
+``calculate_frechet_distance`` returns the same numpy float64 as pytorch-fid on well-conditioned
+inputs (to ~1e-9 relative), and a finite exact value where pytorch-fid's ``scipy.linalg.sqrtm``
+fails (singular covariances, n < d), goes complex, or returns NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ganmetrics.metrics.frechet import frechet_distance
+from ganmetrics.stats import FeatureStats
+
+
+def calculate_frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, eps: float = 1e-6) -> np.float64:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), pytorch-fid's signature.
+
+    ``eps`` is accepted for compatibility and not used: pytorch-fid adds ``eps * I`` to both
+    covariances when ``sqrtm`` of their product is singular, which changes the answer; the exact
+    method here (pivoted Cholesky + symmetric eigenvalues in float64) needs no offset, so the
+    result is the same whatever ``eps`` is.
+    """
+    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
+    sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
+    return np.float64(frechet_distance(mu1, sigma1, mu2, sigma2))
+
+
+def calculate_activation_statistics(act: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, sigma) of an activation matrix (n x d), as pytorch-fid's ``calculate_activation_statistics``
+    returns them from its Inception activations: ``np.mean(act, axis=0)``, ``np.cov(act, rowvar=False)``.
+
+    Takes the activations (array, tensor or .npy path) rather than image files and a model; computed in
+    one streaming pass with float64 accumulation.
+    """
+    stats = FeatureStats.from_features(act)
+    return stats.mean, stats.cov
+
+
+def calculate_fid_given_activations(act1: Any, act2: Any) -> np.float64:
+    """FID between two activation matrices (the feature-level part of ``calculate_fid_given_paths``)."""
+    mu1, s1 = calculate_activation_statistics(act1)
+    mu2, s2 = calculate_activation_statistics(act2)
+    return calculate_frechet_distance(mu1, s1, mu2, s2)

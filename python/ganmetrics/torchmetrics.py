@@ -1,0 +1,175 @@
+"""torchmetrics ``Metric`` classes on features: FID, KID and PRDC with ganmetrics' exact kernels.
+
+Importable when torchmetrics is installed. Each class takes feature vectors in ``update(features,
+real=True/False)``; ``compute()`` gathers the states of all processes (torchmetrics' distributed
+sync) and gives the same answer as one process on the concatenated data:
+
+- :class:`FrechetDistance` keeps float64 sufficient statistics per side (n, mean, M2) and merges
+  the processes' states with Chan's formula (exact, unlike summing raw second moments);
+- :class:`KernelDistance` and :class:`PrecisionRecallDensityCoverage` keep the features (the k-NN
+  and subset computations need them) and concatenate them across processes.
+
+``reset_real_features=False`` keeps the real side across ``reset()``, for evaluating many
+checkpoints against one real set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torchmetrics import Metric
+
+from ganmetrics._native import _core
+from ganmetrics.metrics.frechet import _Reference
+from ganmetrics.metrics.kernel import kid
+from ganmetrics.metrics.knn import prdc
+from ganmetrics.stats import FeatureStats
+
+__all__ = ["FrechetDistance", "KernelDistance", "PrecisionRecallDensityCoverage"]
+
+
+def _features_np(features: torch.Tensor, dim: int | None) -> np.ndarray:
+    if not isinstance(features, torch.Tensor):
+        features = torch.as_tensor(np.asarray(features))
+    if features.ndim != 2:
+        raise ValueError(f"features must be 2-D (batch x dim), got shape {tuple(features.shape)}")
+    if dim is not None and features.shape[1] != dim:
+        raise ValueError(f"features have {features.shape[1]} dimensions, the metric was built for {dim}")
+    return features.detach().to("cpu", torch.float64).numpy()
+
+
+class _KeepReal(Metric):
+    _real_states: tuple[str, ...] = ()
+
+    def __init__(self, reset_real_features: bool = True, **kwargs: Any):
+        super().__init__(**kwargs)
+        if not isinstance(reset_real_features, bool):
+            raise ValueError("reset_real_features must be a bool")
+        self.reset_real_features = reset_real_features
+
+    def reset(self) -> None:
+        if self.reset_real_features:
+            super().reset()
+            return
+        kept = {name: getattr(self, name) for name in self._real_states}
+        super().reset()
+        for name, value in kept.items():
+            setattr(self, name, value)
+
+
+class FrechetDistance(_KeepReal):
+    """Fréchet distance between the real and fake features seen so far (lower is better)."""
+
+    higher_is_better = False
+    is_differentiable = False
+    full_state_update = False
+    _real_states = ("real_n", "real_mean", "real_m2")
+
+    def __init__(self, num_features: int, reset_real_features: bool = True, **kwargs: Any):
+        super().__init__(reset_real_features, **kwargs)
+        if int(num_features) < 1:
+            raise ValueError(f"num_features must be >= 1, got {num_features}")
+        self.num_features = d = int(num_features)
+        for side in ("real", "fake"):
+            # dist_reduce_fx=None: the processes' states arrive stacked and are merged exactly in compute()
+            self.add_state(f"{side}_n", torch.zeros((), dtype=torch.float64), dist_reduce_fx=None)
+            self.add_state(f"{side}_mean", torch.zeros(d, dtype=torch.float64), dist_reduce_fx=None)
+            self.add_state(f"{side}_m2", torch.zeros(d, d, dtype=torch.float64), dist_reduce_fx=None)
+
+    def update(self, features: torch.Tensor, real: bool) -> None:
+        x = _features_np(features, self.num_features)
+        side = "real" if real else "fake"
+        n = getattr(self, f"{side}_n")
+        mean = getattr(self, f"{side}_mean").cpu().numpy().copy()
+        m2 = getattr(self, f"{side}_m2").cpu().numpy().copy()
+        batch = FeatureStats.from_features(x)
+        new_n = _core.moments_merge(mean, m2, int(n.item()), batch.n, batch._mean, batch._m2)
+        device = n.device
+        setattr(self, f"{side}_n", torch.tensor(float(new_n), dtype=torch.float64, device=device))
+        setattr(self, f"{side}_mean", torch.from_numpy(mean).to(device))
+        setattr(self, f"{side}_m2", torch.from_numpy(m2).to(device))
+
+    def _merged(self, side: str) -> FeatureStats:
+        n = getattr(self, f"{side}_n").cpu().numpy()
+        mean = getattr(self, f"{side}_mean").cpu().numpy()
+        m2 = getattr(self, f"{side}_m2").cpu().numpy()
+        if n.ndim == 0:  # not synchronised: one process's state
+            n, mean, m2 = n[None], mean[None], m2[None]
+        out = FeatureStats(self.num_features)
+        for ni, mi, m2i in zip(n, mean, m2):
+            part = FeatureStats(self.num_features)
+            part._n, part._mean, part._m2 = int(round(float(ni))), np.ascontiguousarray(mi), np.ascontiguousarray(m2i)
+            out.merge(part)
+        if out.n < 2:
+            raise ValueError(f"FrechetDistance needs at least 2 {side} samples, got {out.n}")
+        return out
+
+    def compute(self) -> torch.Tensor:
+        real, fake = self._merged("real"), self._merged("fake")
+        value = _Reference(real.mean, real.cov, "real covariance").distance(fake.mean, fake.cov, "fake covariance")
+        return torch.tensor(value, dtype=torch.float64)
+
+
+class _FeatureLists(_KeepReal):
+    _real_states = ("real_features",)
+
+    def __init__(self, reset_real_features: bool = True, **kwargs: Any):
+        super().__init__(reset_real_features, **kwargs)
+        self.add_state("real_features", [], dist_reduce_fx="cat")
+        self.add_state("fake_features", [], dist_reduce_fx="cat")
+        self._dim: int | None = None
+
+    def update(self, features: torch.Tensor, real: bool) -> None:
+        x = _features_np(features, self._dim)
+        self._dim = x.shape[1]
+        (self.real_features if real else self.fake_features).append(torch.from_numpy(x))
+
+    def _gathered(self) -> tuple[np.ndarray, np.ndarray]:
+        def cat(v):
+            if isinstance(v, torch.Tensor):
+                return v.cpu().numpy()
+            if not v:
+                raise ValueError("no features were given for one of the sides")
+            return torch.cat([t.cpu() for t in v]).numpy()
+
+        return cat(self.real_features), cat(self.fake_features)
+
+
+class KernelDistance(_FeatureLists):
+    """KID: ``compute()`` returns (mean, std) over subsets, as torchmetrics' KernelInceptionDistance."""
+
+    higher_is_better = False
+    is_differentiable = False
+    full_state_update = False
+
+    def __init__(self, subsets: int = 100, subset_size: int = 1000, degree: int = 3, gamma: float | None = None,
+                 coef: float = 1.0, seed: int = 0, reset_real_features: bool = True, **kwargs: Any):
+        super().__init__(reset_real_features, **kwargs)
+        self.subsets, self.subset_size, self.seed = subsets, subset_size, seed
+        self.degree, self.gamma, self.coef = degree, gamma, coef
+
+    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
+        real, fake = self._gathered()
+        res = kid(real, fake, subsets=self.subsets, subset_size=self.subset_size, seed=self.seed,
+                  degree=self.degree, gamma=self.gamma, coef0=self.coef)
+        std = res.std if res.std is not None else 0.0
+        return torch.tensor(res.mean, dtype=torch.float64), torch.tensor(std, dtype=torch.float64)
+
+
+class PrecisionRecallDensityCoverage(_FeatureLists):
+    """Exact precision, recall, density and coverage (k-NN, ``<=``): ``compute()`` returns a dict of tensors."""
+
+    higher_is_better = True
+    is_differentiable = False
+    full_state_update = False
+
+    def __init__(self, k: int = 5, reset_real_features: bool = True, **kwargs: Any):
+        super().__init__(reset_real_features, **kwargs)
+        self.k = k
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        real, fake = self._gathered()
+        res = prdc(real, fake, k=self.k)
+        return {key: torch.tensor(res[key], dtype=torch.float64) for key in ("precision", "recall", "density", "coverage")}
