@@ -52,6 +52,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb"):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; the result should get the usual permissions
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh

@@ -4,6 +4,7 @@
     ganmetrics stats FEATURES -o stats.npz [--feature-extractor NAME]
     ganmetrics prdc REAL FAKE [--k 5] [--json]
     ganmetrics compare REAL FAKE [--metrics fid,kid,precision,...] [--json]
+    ganmetrics demo [--out DIR] [--train]
     ganmetrics example [--n 10000] [--dim 2048]
     ganmetrics info
 
@@ -91,6 +92,15 @@ def _cmd_example(args) -> dict:
     return out
 
 
+def _cmd_demo(args) -> dict:
+    from ganmetrics.demo import run_demo
+
+    t0 = time.perf_counter()
+    rows = run_demo(args.out, train=args.train, n=args.n, progress=not args.quiet)
+    return {"report": os.path.join(args.out, "index.html"), "generators": len(rows),
+            "seconds": time.perf_counter() - t0}
+
+
 def _cmd_info(args) -> dict:
     import ganmetrics as gm
 
@@ -154,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dim", type=int, default=2048)
     common(sp)
     sp.set_defaults(func=_cmd_example)
+
+    sp = sub.add_parser("demo", help="reference GANs and degraded generators through the metric suite, HTML report")
+    sp.add_argument("--out", default="ganmetrics-demo", help="folder for the report (index.html and PNGs)")
+    sp.add_argument("--train", action="store_true", help="train the reference GANs instead of loading the shipped ones")
+    sp.add_argument("--n", type=int, default=2000, help="samples per toy-mixture evaluation")
+    common(sp)
+    sp.set_defaults(func=_cmd_demo)
 
     sp = sub.add_parser("info", help="build and device information")
     common(sp)

@@ -1,0 +1,316 @@
+"""``ganmetrics demo``: every shipped reference GAN and degraded generator through the metric suite,
+a comparison table on the terminal and an HTML report with plots.
+
+Toy mixtures (8 Gaussians on a ring, 25 on a grid) are compared in their own 2-D space, where the
+truth is known (modes covered, fraction of samples within 3 std of a mode); digits are compared in
+the embedded classifier's 64-d feature space, with its class probabilities for the Inception Score.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import ganmetrics as gm
+from ganmetrics._io import atomic_write
+from ganmetrics.models import data, zoo
+from ganmetrics.models.degraded import Blurred, Collapsed, ModeDropped, Noised, TrueSampler
+
+METRICS = ["fid", "kid", "precision", "recall", "density", "coverage", "nn1_accuracy"]
+HIGHER_IS_BETTER = {"precision", "recall", "density", "coverage", "inception_score", "modes_covered", "high_quality",
+                    "classes_covered"}
+
+
+@dataclass
+class Row:
+    model: str
+    generator: str
+    step: int | None
+    values: dict = field(default_factory=dict)
+
+
+class Evaluator:
+    """Real reference data and feature maps for one model family."""
+
+    def __init__(self, model: str, n: int):
+        self.model = model
+        if model == "digits":
+            from ganmetrics.extractors.digits import default_extractor
+
+            self.extractor = default_extractor()
+            images, _ = data.digits()
+            self.real_images = images
+            self.real = self.extractor.features(images)
+            self.n = len(images)
+        else:
+            self.mixture = data.MIXTURES[model]()
+            self.real = self.mixture.sample(n, seed=1)
+            self.n = n
+
+    def evaluate(self, samples: np.ndarray) -> dict:
+        if self.model == "digits":
+            feats = self.extractor.features(samples)
+            rep = gm.evaluate(self.real, feats, metrics=METRICS, k=5, kid_subset_size=10**9)
+            out = dict(rep)
+            out["inception_score"] = gm.inception_score(self.extractor.probs(samples), splits=10).mean
+            out["classes_covered"] = int(len(np.unique(self.extractor.predict(samples))))
+            return out
+        rep = gm.evaluate(self.real, samples, metrics=METRICS, k=5, kid_subset_size=10**9)
+        out = dict(rep)
+        out.update(self.mixture.truth(samples))
+        return out
+
+
+DEGRADED_PER_MODEL = {"toy": 7, "digits": 5}
+
+
+def _degraded(model: str, best: zoo.GeneratorSampler, ev: Evaluator) -> list:
+    if model == "digits":
+        predict = ev.extractor.predict
+        return [
+            ModeDropped(best, predict, range(5), label="drop 5 of 10 digits"),
+            ModeDropped(best, predict, range(8), label="drop 8 of 10 digits"),
+            Collapsed(best, 0.05),
+            Noised(best, 0.5, clip=True, label="noise 0.5"),
+            Blurred(best, 1.0, label="blur 1 px"),
+        ]
+    assign = lambda x: ev.mixture.assign(x)[0]  # noqa: E731
+    k = len(ev.mixture.modes)
+    return [
+        TrueSampler(ev.mixture),
+        ModeDropped(TrueSampler(ev.mixture), assign, range(k // 4), label=f"true, drop {k // 4} of {k} modes"),
+        ModeDropped(TrueSampler(ev.mixture), assign, range(k // 2), label=f"true, drop {k // 2} of {k} modes"),
+        ModeDropped(TrueSampler(ev.mixture), assign, range(3 * k // 4), label=f"true, drop {3 * k // 4} of {k} modes"),
+        Noised(TrueSampler(ev.mixture), 0.1, label="true + noise 0.1"),
+        Noised(TrueSampler(ev.mixture), 0.3, label="true + noise 0.3"),
+        Collapsed(best, 0.05, label=f"{best.label} collapsed"),
+    ]
+
+
+def best_loss(model: str, rows: list[Row]) -> str:
+    finals = [r for r in rows if r.model == model and r.step is not None and r.step == max(
+        s.step for s in rows if s.model == model and s.generator == r.generator)]
+    return min(finals, key=lambda r: r.values["fid"]).generator
+
+
+def run_demo(out_dir: str = "ganmetrics-demo", train: bool = False, n: int = 2000, progress: bool = True) -> list[Row]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    os.makedirs(out_dir, exist_ok=True)
+    runs = {}
+    for model, loss in zoo.RUNS:
+        if train:
+            from ganmetrics.models.trainer import default_config, train as train_run
+
+            runs[(model, loss)] = train_run(default_config(model, loss), progress=progress)
+        else:
+            runs[(model, loss)] = zoo.run(model, loss)
+    rows: list[Row] = []
+    samples_for_plots: dict = {}
+    evaluators = {}
+    jobs = [(m, l, s) for (m, l), r in runs.items() for s in sorted(r.checkpoints)]
+    bar = tqdm(total=len(jobs) + DEGRADED_PER_MODEL["toy"] * 2 + DEGRADED_PER_MODEL["digits"], desc="evaluating",
+               disable=not progress)
+    for model, loss, step in jobs:
+        ev = evaluators.setdefault(model, Evaluator(model, n))
+        g = zoo.generator(model, loss, step, result=runs[(model, loss)])
+        x = g.sample(ev.n, seed=0)
+        rows.append(Row(model, loss, step, ev.evaluate(x)))
+        if step == max(runs[(model, loss)].checkpoints):
+            samples_for_plots[(model, loss)] = x
+        bar.update(1)
+    for model in zoo.MODELS:
+        ev = evaluators[model]
+        loss = best_loss(model, rows)
+        best = zoo.generator(model, loss, result=runs[(model, loss)])
+        best.label = f"{loss} (best)"
+        for deg in _degraded(model, best, ev):
+            x = deg.sample(ev.n, seed=0)
+            rows.append(Row(model, deg.label, None, ev.evaluate(x)))
+            samples_for_plots[(model, deg.label)] = x
+            bar.update(1)
+    bar.close()
+    _print_table(rows)
+    _write_report(out_dir, rows, runs, samples_for_plots, evaluators, time.perf_counter() - t0)
+    return rows
+
+
+# ------------------------------------------------------------------ terminal table
+def _fmt(v) -> str:
+    if isinstance(v, (int, np.integer)):
+        return str(v)
+    return f"{v:.4g}"
+
+
+def _table_rows(rows: list[Row], model: str, final_only: bool = True) -> tuple[list[str], list[list[str]]]:
+    sel = [r for r in rows if r.model == model]
+    if final_only:
+        last = {}
+        for r in sel:
+            if r.step is not None:
+                last[r.generator] = max(last.get(r.generator, -1), r.step)
+        sel = [r for r in sel if r.step is None or r.step == last[r.generator]]
+    keys = list(sel[0].values)
+    header = ["generator", "step"] + keys
+    body = [[r.generator, "" if r.step is None else str(r.step)] + [_fmt(r.values[k]) for k in keys] for r in sel]
+    return header, body
+
+
+def _print_table(rows: list[Row]) -> None:
+    for model in zoo.MODELS:
+        header, body = _table_rows(rows, model)
+        widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
+        print(f"\n{model}: final checkpoints and degraded generators")
+        print("  ".join(h.rjust(w) for h, w in zip(header, widths)))
+        for b in body:
+            print("  ".join(c.rjust(w) for c, w in zip(b, widths)))
+
+
+# ------------------------------------------------------------------ report
+def _savefig(fig, path: str) -> None:
+    with atomic_write(path) as fh:
+        fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def _tile(images: np.ndarray, cols: int, pad: int = 1) -> np.ndarray:
+    """A grid of (n, h, w) images separated by ``pad`` grey pixels."""
+    n, h, w = images.shape
+    rows = (n + cols - 1) // cols
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), 0.0, dtype=np.float32)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = img
+    return out
+
+
+def _plots(out_dir, rows, runs, samples, evaluators) -> dict[str, list[str]]:
+    import matplotlib.pyplot as plt
+
+    figs: dict[str, list[str]] = {m: [] for m in zoo.MODELS}
+    for model in zoo.MODELS:
+        ev = evaluators[model]
+        gens = [k[1] for k in samples if k[0] == model]
+        cols = min(5, len(gens))
+        nrow = (len(gens) + cols - 1) // cols
+        fig, axes = plt.subplots(nrow, cols, figsize=(3.2 * cols, 3.2 * nrow), squeeze=False)
+        for ax, name in zip(axes.ravel(), gens):
+            x = samples[(model, name)]
+            if model == "digits":
+                ax.imshow(_tile(x[:48, 0], cols=8), cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+            else:
+                ax.scatter(ev.real[:, 0], ev.real[:, 1], s=2, c="#bbbbbb", label="real")
+                ax.scatter(x[:1000, 0], x[:1000, 1], s=2, c="#d62728", label="generated")
+                lim = np.abs(ev.mixture.modes).max() + 0.6
+                ax.set_xlim(-lim, lim)
+                ax.set_ylim(-lim, lim)
+                ax.set_aspect("equal")
+            ax.set_title(name, fontsize=9)
+        for ax in axes.ravel()[len(gens):]:
+            ax.axis("off")
+        path = f"{model}_samples.png"
+        _savefig(fig, os.path.join(out_dir, path))
+        figs[model].append(path)
+
+        # metrics against training step
+        keys = ["fid", "precision", "recall", "coverage"] + (["inception_score"] if model == "digits" else ["high_quality"])
+        fig, axes = plt.subplots(1, len(keys), figsize=(3.3 * len(keys), 3))
+        for loss in zoo.LOSSES:
+            sel = sorted((r for r in rows if r.model == model and r.generator == loss and r.step is not None),
+                         key=lambda r: r.step)
+            for ax, key in zip(axes, keys):
+                ax.plot([r.step for r in sel], [r.values[key] for r in sel], marker="o", ms=3, label=loss)
+        for ax, key in zip(axes, keys):
+            ax.set_title(key, fontsize=9)
+            ax.set_xlabel("step", fontsize=8)
+            if key == "fid":
+                ax.set_yscale("log")
+        axes[0].legend(fontsize=8)
+        path = f"{model}_metrics_vs_step.png"
+        _savefig(fig, os.path.join(out_dir, path))
+        figs[model].append(path)
+
+        # losses, gradient penalty and gradient norms
+        fig, axes = plt.subplots(1, 4, figsize=(13, 3))
+        for loss in zoo.LOSSES:
+            log = runs[(model, loss)].log
+            steps = np.arange(1, len(log["g_loss"]) + 1)
+            w = max(1, len(steps) // 100)
+            smooth = lambda v: np.convolve(v, np.ones(w) / w, mode="valid")  # noqa: E731
+            for ax, key in zip(axes, ["g_loss", "d_loss", "gp", "d_grad_norm"]):
+                ax.plot(steps[w - 1:], smooth(log[key]), label=loss, lw=1)
+        for ax, key in zip(axes, ["generator loss", "discriminator loss", "gradient penalty (wgan-gp)", "D gradient norm"]):
+            ax.set_title(key, fontsize=9)
+            ax.set_xlabel("step", fontsize=8)
+        axes[0].legend(fontsize=8)
+        path = f"{model}_training.png"
+        _savefig(fig, os.path.join(out_dir, path))
+        figs[model].append(path)
+
+        # precision-recall map of every generator (final checkpoints and degraded)
+        fig, ax = plt.subplots(figsize=(4.6, 4.2))
+        markers = "osD^v<>ph*"
+        finals = [r for r in rows if r.model == model
+                  and (r.step is None or r.step == max(runs[(model, r.generator)].checkpoints))]
+        for i, r in enumerate(finals):
+            ax.scatter(r.values["recall"], r.values["precision"], s=36, marker=markers[i % len(markers)],
+                       label=r.generator)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+        ax.set_xlim(-0.05, 1.05)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_title(f"{model}: precision vs recall (k = 5)", fontsize=9)
+        path = f"{model}_precision_recall.png"
+        _savefig(fig, os.path.join(out_dir, path))
+        figs[model].append(path)
+    return figs
+
+
+def _html_table(header, body) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in b) + "</tr>" for b in body)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _write_report(out_dir, rows, runs, samples, evaluators, seconds) -> None:
+    figs = _plots(out_dir, rows, runs, samples, evaluators)
+    from ganmetrics.extractors.digits import default_extractor
+
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>ganmetrics demo</title><style>",
+        "body{font-family:sans-serif;max-width:1400px;margin:2em auto;color:#222}",
+        "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px;"
+        "text-align:right}th{background:#f2f2f2}td:first-child{text-align:left}img{max-width:100%;margin:.5em 0}",
+        "</style></head><body>",
+        "<h1>ganmetrics demo: reference GANs through the metric suite</h1>",
+        f"<p>ganmetrics {gm.__version__}; {len(rows)} generators evaluated in {seconds:.0f} s. Toy mixtures are "
+        "compared in 2-D, where the truth is known (modes covered; high_quality = fraction of samples within 3 "
+        "std of a mode). Digits are compared in the 64-d feature space of the embedded classifier "
+        f"(held-out accuracy {default_extractor().heldout_accuracy:.2%}); the Inception Score uses its class "
+        "probabilities. Lower is better for fid, kid and nn1_accuracy's distance from 0.5; higher for the rest.</p>",
+    ]
+    for model in zoo.MODELS:
+        parts.append(f"<h2>{model}</h2>")
+        header, body = _table_rows(rows, model)
+        parts.append("<h3>Final checkpoints and degraded generators</h3>" + _html_table(header, body))
+        parts += [f"<img src='{p}' alt='{p}'>" for p in figs[model]]
+        header, body = _table_rows(rows, model, final_only=False)
+        body = [b for b in body if b[1]]
+        parts.append("<details><summary>every checkpoint</summary>" + _html_table(header, body) + "</details>")
+    parts.append("</body></html>")
+    with atomic_write(os.path.join(out_dir, "index.html"), "w") as fh:
+        fh.write("\n".join(parts))
+    print(f"\nreport: {os.path.join(out_dir, 'index.html')}  ({seconds:.0f} s)")
