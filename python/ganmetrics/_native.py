@@ -16,11 +16,17 @@ ctypes.CDLL(os.path.join(_openblas.get_lib_dir(), _openblas.get_library(fullname
 
 from ganmetrics import _core  # noqa: E402
 
-try:
-    from ganmetrics import _cuda  # noqa: E402
-    CUDA_IMPORT_ERROR: str | None = None
-except ImportError as exc:  # built without CUDA, or the CUDA runtime could not load
+import importlib.util  # noqa: E402
+
+if importlib.util.find_spec("ganmetrics._cuda") is None:
     _cuda = None
-    CUDA_IMPORT_ERROR = str(exc)
+    CUDA_IMPORT_ERROR: str | None = "ganmetrics._cuda was not built (no CUDA compiler was found at build time)"
+else:
+    try:
+        from ganmetrics import _cuda  # noqa: E402
+        CUDA_IMPORT_ERROR = None
+    except ImportError as exc:  # built, but the CUDA runtime could not be loaded here
+        _cuda = None
+        CUDA_IMPORT_ERROR = f"ganmetrics._cuda could not be loaded: {exc}"
 
 __all__ = ["_core", "_cuda", "CUDA_IMPORT_ERROR"]
