@@ -127,6 +127,31 @@ def knn_radii(x: Any, k: int = 5, *, workspace_bytes: int | None = None) -> np.n
     return np.sqrt(r2)
 
 
+def _real_fake_pass(real: Any, fake: Any, k: Any, *, fake_radii: bool, col_min: bool, strict: bool,
+                    workspace_bytes: int | None) -> tuple[dict, np.ndarray, Features, dict]:
+    """Validation, the k-NN radius passes and one fake x real cross pass shared by the PRDC metrics.
+
+    Returns the cross pass's outputs, the real squared radii, the fake features and diagnostics.
+    """
+    fr, ff = _features(real, "real"), _features(fake, "fake")
+    _check_same_dim(fr, ff)
+    k = _check_k(k, "k", fr.n, "real")
+    if fake_radii:
+        _check_k(k, "k", ff.n, "fake")
+    center = _center(fr, ff)
+    real_r2, evaluated = _radii2(fr, k, center, workspace_bytes)
+    fake_r2 = None
+    if fake_radii:
+        fake_r2, ev = _radii2(ff, k, center, workspace_bytes)
+        evaluated += ev
+    out = _core.cross(
+        ff.array, ff.code, fr.array, fr.code, center, col_radius2=real_r2, row_radius2=fake_r2, col_min=col_min,
+        strict=bool(strict), **_engine_kwargs(workspace_bytes),
+    )
+    info = {"k": k, "strict": bool(strict), "rechecked_pairs": int(out["rechecked"]), "exact_knn_evaluations": evaluated}
+    return out, real_r2, ff, info
+
+
 def prdc(real: Any, fake: Any, k: int = 5, *, strict: bool = False, workspace_bytes: int | None = None) -> MetricResult:
     """Precision, recall, density and coverage with k nearest neighbours, from one cross pass.
 
@@ -139,26 +164,16 @@ def prdc(real: Any, fake: Any, k: int = 5, *, strict: bool = False, workspace_by
     Precision, recall and coverage lie in [0, 1]; higher is better for all four. ``strict=True``
     uses the ``prdc`` package's strict ``<`` for every inclusion (including coverage) instead of ``<=``.
     """
-    fr, ff = _features(real, "real"), _features(fake, "fake")
-    _check_same_dim(fr, ff)
-    k_real = _check_k(k, "k", fr.n, "real")
-    _check_k(k, "k", ff.n, "fake")
-    center = _center(fr, ff)
-    real_r2, ev1 = _radii2(fr, k_real, center, workspace_bytes)
-    fake_r2, ev2 = _radii2(ff, k_real, center, workspace_bytes)
-    out = _core.cross(
-        ff.array, ff.code, fr.array, fr.code, center,
-        col_radius2=real_r2, row_radius2=fake_r2, col_min=True, strict=bool(strict), **_engine_kwargs(workspace_bytes),
-    )
+    out, real_r2, ff, info = _real_fake_pass(real, fake, k, fake_radii=True, col_min=True, strict=strict,
+                                             workspace_bytes=workspace_bytes)
     count = out["row_count"]
     covered = out["col_min"] < real_r2 if strict else out["col_min"] <= real_r2
     values = {
         "precision": float(np.mean(count > 0)),
         "recall": float(np.mean(out["col_any"])),
-        "density": float(count.sum() / (k_real * ff.n)),
+        "density": float(count.sum() / (info["k"] * ff.n)),
         "coverage": float(np.mean(covered)),
     }
-    info = {"k": k_real, "strict": bool(strict), "rechecked_pairs": int(out["rechecked"]), "exact_knn_evaluations": ev1 + ev2}
     return MetricResult(values, info)
 
 
@@ -168,19 +183,10 @@ def precision_recall(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int |
     Precision: fraction of fake samples inside the real manifold (union of real k-NN balls);
     recall: fraction of real samples inside the fake manifold. Both in [0, 1], higher is better.
     """
-    fr, ff = _features(real, "real"), _features(fake, "fake")
-    _check_same_dim(fr, ff)
-    k = _check_k(k, "k", fr.n, "real")
-    _check_k(k, "k", ff.n, "fake")
-    center = _center(fr, ff)
-    real_r2, ev1 = _radii2(fr, k, center, workspace_bytes)
-    fake_r2, ev2 = _radii2(ff, k, center, workspace_bytes)
-    out = _core.cross(
-        ff.array, ff.code, fr.array, fr.code, center,
-        col_radius2=real_r2, row_radius2=fake_r2, **_engine_kwargs(workspace_bytes),
-    )
+    out, _, _, info = _real_fake_pass(real, fake, k, fake_radii=True, col_min=False, strict=False,
+                                      workspace_bytes=workspace_bytes)
     values = {"precision": float(np.mean(out["row_count"] > 0)), "recall": float(np.mean(out["col_any"]))}
-    return MetricResult(values, {"k": k, "rechecked_pairs": int(out["rechecked"]), "exact_knn_evaluations": ev1 + ev2})
+    return MetricResult(values, info)
 
 
 def density_coverage(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int | None = None) -> MetricResult:
@@ -190,20 +196,13 @@ def density_coverage(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int |
     distributions match; higher means fakes crowd dense real regions). Coverage: fraction of real
     samples whose ball contains at least one fake sample, in [0, 1]. Higher is better.
     """
-    fr, ff = _features(real, "real"), _features(fake, "fake")
-    _check_same_dim(fr, ff)
-    k = _check_k(k, "k", fr.n, "real")
-    center = _center(fr, ff)
-    real_r2, ev = _radii2(fr, k, center, workspace_bytes)
-    out = _core.cross(
-        ff.array, ff.code, fr.array, fr.code, center,
-        col_radius2=real_r2, col_min=True, **_engine_kwargs(workspace_bytes),
-    )
+    out, real_r2, ff, info = _real_fake_pass(real, fake, k, fake_radii=False, col_min=True, strict=False,
+                                             workspace_bytes=workspace_bytes)
     values = {
-        "density": float(out["row_count"].sum() / (k * ff.n)),
+        "density": float(out["row_count"].sum() / (info["k"] * ff.n)),
         "coverage": float(np.mean(out["col_min"] <= real_r2)),
     }
-    return MetricResult(values, {"k": k, "rechecked_pairs": int(out["rechecked"]), "exact_knn_evaluations": ev})
+    return MetricResult(values, info)
 
 
 def realism_score(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | None = None) -> np.ndarray:
