@@ -3,6 +3,7 @@
 GPU-only checks are marked ``gpu`` and skipped where no device is visible.
 """
 
+import numpy as np
 import pytest
 
 import ganmetrics as gm
@@ -36,3 +37,102 @@ def test_error_translation():
 def test_devices_are_described():
     info = _cuda.device_info(0)
     assert info["name"] and info["total_memory"] > 0 and info["compute_capability"][0] >= 7
+
+
+class _FakeCudaArray:
+    __cuda_array_interface__ = {"shape": (4, 3), "typestr": "<f4", "data": (0, False), "version": 3, "strides": None}
+
+
+@pytest.mark.skipif(gm.cuda_available(), reason="checks the message shown without a usable GPU")
+def test_device_inputs_without_a_gpu_get_a_clear_error():
+    with pytest.raises(ValueError, match="CUDA device"):
+        gm.FeatureStats(3).update(_FakeCudaArray())
+    with pytest.raises(ValueError, match="CUDA device"):
+        gm.fid(_FakeCudaArray(), _FakeCudaArray())
+    with pytest.raises(ValueError, match="CUDA device"):
+        gm.prdc(_FakeCudaArray(), _FakeCudaArray())
+    with pytest.raises(ValueError, match="device must be"):
+        gm.frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2), device="gpu")
+
+
+# ---------------------------------------------------------------------------------------------- on a GPU
+torch = pytest.importorskip("torch")
+cuda_torch = pytest.mark.skipif(not (gm.cuda_available() and torch.cuda.is_available()),
+                                reason="needs a CUDA device and a CUDA build of torch")
+
+
+def rel(a, b):
+    return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+@cuda_torch
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
+def test_gpu_moments_match_cpu(dtype):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5000, 48)) * 2 + 1e3 * (dtype in ("float64", "float32"))
+    t = torch.from_numpy(x).to(getattr(torch, dtype)).cuda()
+    host = t.double().cpu().numpy()
+    gpu = gm.FeatureStats.from_features(t)
+    cpu = gm.FeatureStats.from_features(host)
+    tol = 1e-12 if dtype == "float64" else 1e-6
+    assert gpu.n == cpu.n == 5000
+    assert rel(gpu.cov, np.cov(host, rowvar=False)) < tol
+    np.testing.assert_allclose(gpu.mean, host.mean(0), rtol=1e-12, atol=1e-9)
+
+
+@cuda_torch
+@pytest.mark.gpu
+def test_gpu_moments_layouts_streams_chunks_and_errors():
+    from ganmetrics._native import _cuda
+
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.standard_normal((3001, 40))).cuda()
+    ref = np.cov(x.cpu().numpy(), rowvar=False)
+    for view in (x[:, ::2], x.T.contiguous().T, x[::3]):
+        host = view.cpu().numpy()
+        assert rel(gm.FeatureStats.from_features(view).cov, np.cov(host, rowvar=False)) < 1e-12
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        st = gm.FeatureStats.from_features(x)
+    assert rel(st.cov, ref) < 1e-12
+    mean, m2 = np.zeros(40), np.zeros((40, 40))
+    n, bad, _ = _cuda.moments_update_device(mean, m2, 0, x.data_ptr(), 3001, 40, 40, 1, 3,
+                                            torch.cuda.current_stream().cuda_stream, 7)  # 7-row chunks
+    assert n == 3001 and bad == 0
+    assert rel(np.tril(m2) + np.tril(m2, -1).T, ref * 3000) < 1e-12
+    host = gm.FeatureStats(40).update(x.cpu().numpy(), device="cuda")
+    assert rel(host.cov, ref) < 1e-12
+    y = x.clone()
+    y[1234, 5] = float("nan")
+    st = gm.FeatureStats.from_features(x[:10])
+    before = st.cov
+    with pytest.raises(ValueError, match="row 1234"):
+        st.update(y)
+    np.testing.assert_array_equal(st.cov, before)
+
+
+@cuda_torch
+@pytest.mark.gpu
+def test_gpu_frechet_matches_cpu():
+    rng = np.random.default_rng(2)
+    d = 256
+    a, b = rng.standard_normal((d, d + 50)), rng.standard_normal((d, d + 80))
+    s1, s2 = a @ a.T / d, b @ b.T / d
+    mu1, mu2 = rng.standard_normal(d), rng.standard_normal(d)
+    cpu = gm.frechet_distance(mu1, s1, mu2, s2)
+    assert gm.frechet_distance(mu1, s1, mu2, s2, device="cuda") == pytest.approx(cpu, rel=1e-9)
+    low = a[:, :40] @ a[:, :40].T  # singular S1: the eigendecomposition route
+    assert gm.frechet_distance(mu1, low, mu2, s2, device="cuda") == pytest.approx(
+        gm.frechet_distance(mu1, low, mu2, s2), rel=1e-7)
+    cands = [s2, s1, b[:, :100] @ b[:, :100].T]
+    stats = [gm.FeatureStats.from_mean_cov(mu2, c, n=1000) for c in cands]
+    ref = gm.FeatureStats.from_mean_cov(mu1, s1, n=1000)
+    assert gm.fid_many(ref, stats, device="cuda") == pytest.approx(gm.fid_many(ref, stats), rel=1e-9)
+    bad = s2 - 2 * np.abs(np.linalg.eigvalsh(s2)).max() * np.ones((d, d)) / d
+    for device in ("cpu", "cuda"):
+        with pytest.raises(ValueError, match="sigma2 is not positive semi-definite"):
+            gm.frechet_distance(mu1, s1, mu2, bad, device=device)
+    x = torch.from_numpy(rng.standard_normal((4000, 64))).float().cuda()
+    y = torch.from_numpy(rng.standard_normal((3000, 64)) + 0.1).float().cuda()
+    assert gm.fid(x, y) == pytest.approx(gm.fid(x.cpu().numpy(), y.cpu().numpy()), rel=1e-6)

@@ -1,10 +1,29 @@
 // pybind11 bindings of ganmetrics._cuda. Links the CUDA runtime only (never libtorch).
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "bindings/views.h"
 #include "cuda/device.h"
+#include "cuda/moments_cuda.h"
 
 namespace py = pybind11;
+using F64Array = py::array_t<double, py::array::c_style>;
+
+namespace {
+
+gm::MomentsState state_of(F64Array& mean, F64Array& m2, int64_t n) {
+  gm::MomentsState st;
+  st.dim = mean.shape(0);
+  st.n = n;
+  if (!mean.writeable() || !m2.writeable()) throw std::invalid_argument("statistics arrays must be writable");
+  if (m2.ndim() != 2 || m2.shape(0) != st.dim || m2.shape(1) != st.dim) throw std::invalid_argument("m2 must be dim x dim");
+  st.mean = mean.mutable_data();
+  st.m2 = m2.mutable_data();
+  return st;
+}
+
+}  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "ganmetrics compiled kernels (CUDA)";
@@ -26,6 +45,8 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("unavailable_reason", &gm::cuda::unavailable_reason);
   m.def("runtime_version", &gm::cuda::runtime_version);
   m.def("driver_version", &gm::cuda::driver_version);
+  m.def("set_device", &gm::cuda::set_device, py::arg("index"));
+  m.def("pointer_device", &gm::cuda::pointer_device, py::arg("ptr"));
   m.def("architectures", []() { return std::string(GANMETRICS_CUDA_ARCHS); });
   m.def(
       "device_info",
@@ -40,6 +61,70 @@ PYBIND11_MODULE(_cuda, m) {
         return d;
       },
       py::arg("index") = 0);
+  // ------------------------------------------------------------------ moments
+  m.def(
+      "moments_update_device",
+      [](F64Array mean, F64Array m2, int64_t n, uintptr_t ptr, int64_t rows, int64_t cols, int64_t row_stride,
+         int64_t col_stride, int dtype_code, uintptr_t stream, int64_t chunk_rows) {
+        gm::MomentsState st = state_of(mean, m2, n);
+        if (dtype_code < 0 || dtype_code > 3) throw std::invalid_argument("unknown dtype code");
+        gm::MatView v;
+        v.data = reinterpret_cast<const void*>(ptr);
+        v.rows = rows;
+        v.cols = cols;
+        v.row_stride = row_stride;
+        v.col_stride = col_stride;
+        v.dtype = static_cast<gm::DType>(dtype_code);
+        gm::cuda::NonFinite bad;
+        {
+          py::gil_scoped_release nogil;
+          gm::cuda::moments_update_device(st, v, chunk_rows, stream, bad);
+        }
+        return py::make_tuple(st.n, bad.count, bad.first_row);
+      },
+      py::arg("mean"), py::arg("m2"), py::arg("n"), py::arg("ptr"), py::arg("rows"), py::arg("cols"),
+      py::arg("row_stride"), py::arg("col_stride"), py::arg("dtype"), py::arg("stream"), py::arg("chunk_rows") = 0);
+
+  m.def(
+      "moments_update_host",
+      [](F64Array mean, F64Array m2, int64_t n, const py::array& x, int dtype_code, uintptr_t stream,
+         int64_t chunk_rows) {
+        gm::MomentsState st = state_of(mean, m2, n);
+        const gm::MatView v = gm::bindings::make_view(x, dtype_code, "features");
+        gm::cuda::NonFinite bad;
+        {
+          py::gil_scoped_release nogil;
+          gm::cuda::moments_update_host(st, v, chunk_rows, stream, bad);
+        }
+        return py::make_tuple(st.n, bad.count, bad.first_row);
+      },
+      py::arg("mean"), py::arg("m2"), py::arg("n"), py::arg("x"), py::arg("dtype"), py::arg("stream"),
+      py::arg("chunk_rows") = 0);
+
+  // ------------------------------------------------------------------ linalg
+  m.def(
+      "trace_sqrt_products",
+      [](const F64Array& s1, const std::vector<F64Array>& s2s, uintptr_t stream, const std::string& name1,
+         const std::vector<std::string>& names2) {
+        if (s1.ndim() != 2 || s1.shape(0) != s1.shape(1)) throw std::invalid_argument("sigma1 must be square");
+        const int64_t d = s1.shape(0);
+        std::vector<const double*> ptrs;
+        for (const auto& s2 : s2s) {
+          if (s2.ndim() != 2 || s2.shape(0) != d || s2.shape(1) != d)
+            throw std::invalid_argument("every sigma2 must have the shape of sigma1");
+          ptrs.push_back(s2.data());
+        }
+        std::vector<gm::cuda::TraceSqrt> res;
+        {
+          py::gil_scoped_release nogil;
+          res = gm::cuda::trace_sqrt_products(s1.data(), d, ptrs, stream, name1, names2);
+        }
+        py::list out;
+        for (const auto& r : res) out.append(py::make_tuple(r.trace_sqrt, r.min_eig, r.max_eig));
+        return out;
+      },
+      py::arg("sigma1"), py::arg("sigma2s"), py::arg("stream"), py::arg("name1"), py::arg("names2"));
+
   m.def("raise_cuda_error", [](int code) { gm::cuda::check(code, __FILE__, __LINE__); }, py::arg("code"),
         "Raise the error the module would raise for a failing CUDA call with this cudaError_t code (tests).");
 }

@@ -7,16 +7,6 @@
 
 namespace gm {
 
-const char* dtype_name(DType t) {
-  switch (t) {
-    case DType::F16: return "float16";
-    case DType::BF16: return "bfloat16";
-    case DType::F32: return "float32";
-    case DType::F64: return "float64";
-  }
-  return "?";
-}
-
 void throw_internal(const char* file, int line, const char* what) {
   std::ostringstream os;
   os << "ganmetrics internal error at " << file << ":" << line << ": " << what;

@@ -11,7 +11,15 @@ namespace gm {
 
 enum class DType : int { F16 = 0, BF16 = 1, F32 = 2, F64 = 3 };
 
-const char* dtype_name(DType t);
+inline const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::F16: return "float16";
+    case DType::BF16: return "bfloat16";
+    case DType::F32: return "float32";
+    case DType::F64: return "float64";
+  }
+  return "?";
+}
 
 // A read-only strided 2-D array: rows are samples, cols are features. Strides are in elements.
 struct MatView {

@@ -53,6 +53,21 @@ DeviceInfo device_info(int index) {
   return info;
 }
 
+void set_device(int index) {
+  const int n = device_count();
+  if (index < 0 || index >= n) {
+    throw std::invalid_argument("device index " + std::to_string(index) + " is out of range (" + std::to_string(n) +
+                                " CUDA devices visible)");
+  }
+  GM_CUDA_CHECK(cudaSetDevice(index));
+}
+
+int pointer_device(uintptr_t ptr) {
+  cudaPointerAttributes attr;
+  GM_CUDA_CHECK(cudaPointerGetAttributes(&attr, reinterpret_cast<const void*>(ptr)));
+  return (attr.type == cudaMemoryTypeDevice || attr.type == cudaMemoryTypeManaged) ? attr.device : -1;
+}
+
 int runtime_version() {
   int v = 0;
   GM_CUDA_CHECK(cudaRuntimeGetVersion(&v));

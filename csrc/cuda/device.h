@@ -34,6 +34,10 @@ std::string unavailable_reason();
 DeviceInfo device_info(int index);
 int runtime_version();
 int driver_version();  // 0 without a driver
+// Make `index` the current device of the calling thread.
+void set_device(int index);
+// The device that owns a device pointer (-1 for host memory).
+int pointer_device(uintptr_t ptr);
 // Raises CudaError for a failing runtime call; used by tests of the error path.
 void check(int error_code, const char* file, int line);
 

@@ -81,12 +81,30 @@ class FeatureStats:
     def _fold(self, f: Features, rows: np.ndarray | None = None) -> None:
         self._n = int(_core.moments_update(self._mean, self._m2, self._n, f.array, f.code, rows))
 
-    def update(self, batch: Any, *, progress: bool = False) -> "FeatureStats":
+    def update(self, batch: Any, *, progress: bool = False, device: str | None = None) -> "FeatureStats":
         """Add a batch of features (n x dim): array, tensor or .npy/.npz path. Returns self.
 
-        The update is atomic: a batch with NaN/Inf or the wrong width leaves the statistics unchanged.
+        Batches on a CUDA device (torch tensors, ``__cuda_array_interface__``) are reduced on the GPU on
+        the producer's stream; ``device="cuda"`` also streams host batches through the GPU (pinned,
+        double-buffered chunks). The update is atomic: a batch with NaN/Inf or the wrong width leaves
+        the statistics unchanged.
         """
         self._require_mergeable()
+        if device not in (None, "cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu', 'cuda' or None (follow the input), got {device!r}")
+        from ganmetrics._cuda_arrays import as_device_features, is_device_array
+        from ganmetrics._cuda_arrays import moments_update as device_update
+
+        if is_device_array(batch):
+            if device == "cpu":
+                raise ValueError("batch lives on a CUDA device; device='cpu' needs a host array")
+            f = as_device_features(batch, "batch")
+            if f.dim != self.dim:
+                raise ValueError(f"batch has {f.dim} features, the statistics have {self.dim}")
+            self._n = device_update(self._mean, self._m2, self._n, f)
+            return self
+        if device == "cuda":
+            return self._update_host_on_gpu(batch)
         if is_path(batch) and os.fspath(batch).endswith(".npy"):
             if not os.path.exists(os.fspath(batch)):
                 raise FileNotFoundError(f"no such file: {os.fspath(batch)}")
@@ -111,6 +129,19 @@ class FeatureStats:
         except BaseException:
             self._n, self._mean[...], self._m2[...] = saved
             raise
+        return self
+
+    def _update_host_on_gpu(self, batch: Any) -> "FeatureStats":
+        from ganmetrics._cuda_arrays import require_cuda
+        from ganmetrics._native import _cuda
+
+        require_cuda("device='cuda'")
+        f = as_features(batch, "batch", check=False)
+        self._check_dim(f)
+        new_n, bad, first = _cuda.moments_update_host(self._mean, self._m2, self._n, f.array, f.code, 0)
+        if bad:
+            raise ValueError(f"{f.name} contains {bad} NaN or Inf value(s); the first is in row {first}")
+        self._n = int(new_n)
         return self
 
     def _update_from_npy(self, path: str, shape: tuple, dtype: np.dtype, progress: bool) -> "FeatureStats":
@@ -160,9 +191,17 @@ class FeatureStats:
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_features(
-        cls, x: Any, *, feature_extractor: str | None = None, progress: bool = False
+        cls, x: Any, *, feature_extractor: str | None = None, progress: bool = False, device: str | None = None
     ) -> "FeatureStats":
-        """Statistics of a whole feature set (array, tensor, or .npy/.npz path)."""
+        """Statistics of a whole feature set (array, tensor, or .npy/.npz path); ``device`` as in :meth:`update`."""
+        from ganmetrics._cuda_arrays import as_device_features, is_device_array
+
+        if is_device_array(x):
+            f = as_device_features(x, "features")
+            return cls(f.dim, feature_extractor).update(x, device=device)
+        if device == "cuda":
+            f = as_features(x, "features", check=False)
+            return cls(f.dim, feature_extractor).update(f, device="cuda")
         if is_path(x) and os.fspath(x).endswith(".npy"):
             if not os.path.exists(os.fspath(x)):
                 raise FileNotFoundError(f"no such file: {os.fspath(x)}")

@@ -74,36 +74,86 @@ def _combine(mu1: np.ndarray, tr1: float, mu2: np.ndarray, sigma2: np.ndarray, t
     return fd
 
 
+def _resolve_device(device: str | None, *inputs: Any) -> str:
+    if device is None:
+        from ganmetrics._cuda_arrays import is_device_array
+
+        return "cuda" if any(is_device_array(x) for x in inputs) else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or None (follow the inputs), got {device!r}")
+    return device
+
+
 class _Reference:
-    """A factored reference (mu1, S1) that many candidates can be compared against."""
+    """A factored reference (mu1, S1) that many candidates can be compared against.
 
-    def __init__(self, mu: np.ndarray, sigma: np.ndarray, name: str):
+    On ``device="cuda"`` the factorization and the trace terms run in float64 on the GPU
+    (cuSOLVER / cuBLAS), batched over the candidates given to :meth:`distances`.
+    """
+
+    def __init__(self, mu: np.ndarray, sigma: np.ndarray, name: str, device: str = "cpu"):
         self.mu = mu
-        self.factor = _core.psd_factor(sigma, name)
+        self.name = name
+        self.device = device
+        if device == "cuda":
+            from ganmetrics._cuda_arrays import require_cuda
 
-    def distance(self, mu2: np.ndarray, sigma2: np.ndarray, name2: str) -> float:
+            require_cuda("device='cuda'")
+            self.sigma = np.ascontiguousarray(sigma)
+            self.trace = float(np.trace(sigma))
+        else:
+            self.factor = _core.psd_factor(sigma, name)
+            self.trace = self.factor.trace
+
+    def _check(self, mu2: np.ndarray, name2: str) -> None:
         if mu2.shape != self.mu.shape:
             raise ValueError(
                 f"{name2} has {mu2.shape[0]} features, the reference has {self.mu.shape[0]}; "
                 "statistics must come from the same feature extractor"
             )
-        trace_sqrt, _, _ = _core.trace_sqrt_product(self.factor, sigma2, name2)
-        return _combine(self.mu, self.factor.trace, mu2, sigma2, trace_sqrt)
+
+    def distances(self, pairs: Sequence[tuple[np.ndarray, np.ndarray, str]]) -> list[float]:
+        for mu2, _, name2 in pairs:
+            self._check(mu2, name2)
+        if self.device == "cuda":
+            from ganmetrics._native import _cuda
+
+            traces = _cuda.trace_sqrt_products(self.sigma, [np.ascontiguousarray(s) for _, s, _ in pairs], 0,
+                                               self.name, [n for _, _, n in pairs])
+            sqrt_terms = [t[0] for t in traces]
+        else:
+            sqrt_terms = [_core.trace_sqrt_product(self.factor, s, n)[0] for _, s, n in pairs]
+        return [_combine(self.mu, self.trace, mu2, s2, t) for (mu2, s2, _), t in zip(pairs, sqrt_terms)]
+
+    def distance(self, mu2: np.ndarray, sigma2: np.ndarray, name2: str) -> float:
+        return self.distances([(mu2, sigma2, name2)])[0]
 
 
-def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
+def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, *, device: str | None = None) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), exact in float64.
 
     Returns a Python float >= 0. Raises ValueError for mismatched shapes, NaN/Inf, a non-symmetric
-    matrix or one that is not positive semi-definite (naming which).
+    matrix or one that is not positive semi-definite (naming which). ``device="cuda"`` computes the
+    trace term on the GPU (float64 cuSOLVER); by default it runs where the inputs live.
     """
+    device = _resolve_device(device, mu1, sigma1, mu2, sigma2)
+    mu1, sigma1, mu2, sigma2 = (_host(a) for a in (mu1, sigma1, mu2, sigma2))
     m1 = _vector(mu1, "mu1")
     m2 = _vector(mu2, "mu2")
     if m1.shape != m2.shape:
         raise ValueError(f"mu1 has {m1.shape[0]} entries but mu2 has {m2.shape[0]}")
     s1 = _square(sigma1, "sigma1", m1.shape[0])
     s2 = _square(sigma2, "sigma2", m2.shape[0])
-    return _Reference(m1, s1, "sigma1").distance(m2, s2, "sigma2")
+    return _Reference(m1, s1, "sigma1", device).distance(m2, s2, "sigma2")
+
+
+def _host(a: Any) -> Any:
+    """Small statistics arrays (mean, covariance) that live on a GPU are copied to the host."""
+    if type(a).__module__.startswith("torch") and getattr(a, "is_cuda", False):
+        return a.detach().cpu().numpy()
+    if hasattr(a, "__cuda_array_interface__") and hasattr(a, "get"):  # CuPy
+        return a.get()
+    return a
 
 
 def _check_extractors(a: FeatureStats, b: FeatureStats, name_a: str, name_b: str, force: bool) -> None:
@@ -118,39 +168,46 @@ def _check_extractors(a: FeatureStats, b: FeatureStats, name_a: str, name_b: str
         raise ValueError(f"{name_a} has {a.dim} features but {name_b} has {b.dim}")
 
 
-def fid(real: Any, fake: Any, *, force: bool = False) -> float:
+def fid(real: Any, fake: Any, *, force: bool = False, device: str | None = None) -> float:
     """Fréchet Inception Distance (or FD for any encoder) between two feature sets.
 
     ``real`` and ``fake`` are each features (array, tensor, .npy/.npz path), a
     :class:`FeatureStats`, or a statistics .npz (pytorch-fid / clean-fid / TTUR / ganmetrics).
     Lower is better; 0 means identical first and second moments. Warns (SmallSampleWarning) when a
-    side has n <= d samples, where FID is strongly biased.
+    side has n <= d samples, where FID is strongly biased. Features on a CUDA device (torch tensors,
+    ``__cuda_array_interface__``) are reduced on the GPU, and the distance is computed there too;
+    ``device`` ("cpu" / "cuda") overrides where the distance runs.
     """
+    device = _resolve_device(device, real, fake)
     a = _as_stats_named(real, "real")
     b = _as_stats_named(fake, "fake")
     _check_extractors(a, b, "real", "fake", force)
     _warn_small(a, "real")
     _warn_small(b, "fake")
-    return _Reference(a.mean, a.cov, "real covariance").distance(b.mean, b.cov, "fake covariance")
+    return _Reference(a.mean, a.cov, "real covariance", device).distance(b.mean, b.cov, "fake covariance")
 
 
-def fid_many(reference: Any, candidates: Iterable[Any] | Sequence[Any], *, force: bool = False) -> list[float]:
+def fid_many(reference: Any, candidates: Iterable[Any] | Sequence[Any], *, force: bool = False,
+             device: str | None = None) -> list[float]:
     """FID of every candidate against one reference, factoring the reference covariance once.
 
     For benchmark suites comparing many checkpoints with one real set. Each candidate may be
     features, a FeatureStats or a statistics file. Returns a list of floats in the candidates' order.
+    On ``device="cuda"`` all trace terms run as one batch on the GPU.
     """
+    candidates = list(candidates)
+    device = _resolve_device(device, reference, *candidates)
     ref = _as_stats_named(reference, "reference")
     _warn_small(ref, "reference")
-    factored = _Reference(ref.mean, ref.cov, "reference covariance")
-    out = []
+    factored = _Reference(ref.mean, ref.cov, "reference covariance", device)
+    pairs = []
     for i, cand in enumerate(candidates):
         name = f"candidates[{i}]"
         st = _as_stats_named(cand, name)
         _check_extractors(ref, st, "reference", name, force)
         _warn_small(st, name)
-        out.append(factored.distance(st.mean, st.cov, f"{name} covariance"))
-    return out
+        pairs.append((st.mean, st.cov, f"{name} covariance"))
+    return factored.distances(pairs) if pairs else []
 
 
 class FIDInfinityResult:
