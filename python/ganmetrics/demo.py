@@ -139,8 +139,62 @@ def run_demo(out_dir: str = "ganmetrics-demo", train: bool = False, n: int = 200
             bar.update(1)
     bar.close()
     _print_table(rows)
+    checks = validation(rows)
+    print(f"\nvalidation: {sum(c[3] for c in checks)} of {len(checks)} documented expectations hold")
+    for model, what, measured, ok in checks:
+        if not ok:
+            print(f"  does not hold: {model}: {what} ({measured})")
     _write_report(out_dir, rows, runs, samples_for_plots, evaluators, time.perf_counter() - t0)
     return rows
+
+
+# ------------------------------------------------------------------ validation
+def _final(rows: list[Row], model: str, generator: str) -> Row:
+    sel = [r for r in rows if r.model == model and r.generator == generator]
+    return max(sel, key=lambda r: -1 if r.step is None else r.step)
+
+
+def _decreasing(vals) -> bool:
+    return all(a > b for a, b in zip(vals, vals[1:]))
+
+
+def validation(rows: list[Row]) -> list[tuple[str, str, str, bool]]:
+    """The documented expectations, checked on this run: (model, expectation, measured, holds)."""
+    out = []
+    for model in ("ring8", "grid25"):
+        k = {"ring8": 8, "grid25": 25}[model]
+        drops = [_final(rows, model, "true distribution")] + [
+            _final(rows, model, f"true, drop {m} of {k} modes") for m in (k // 4, k // 2, 3 * k // 4)]
+        rec, cov, prec = ([r.values[x] for r in drops] for x in ("recall", "coverage", "precision"))
+        out.append((model, "recall and coverage fall as modes are dropped, precision stays >= 0.9",
+                    f"recall {' > '.join(f'{v:.2f}' for v in rec)}; coverage {' > '.join(f'{v:.2f}' for v in cov)}; "
+                    f"min precision {min(prec):.2f}", _decreasing(rec) and _decreasing(cov) and min(prec) >= 0.9))
+        noisy = [_final(rows, model, g) for g in ("true distribution", "true + noise 0.1", "true + noise 0.3")]
+        p, d = [r.values["precision"] for r in noisy], [r.values["density"] for r in noisy]
+        out.append((model, "precision and density fall as noise grows",
+                    f"precision {' > '.join(f'{v:.2f}' for v in p)}; density {' > '.join(f'{v:.2f}' for v in d)}",
+                    _decreasing(p) and _decreasing(d)))
+        nn1 = _final(rows, model, "true distribution").values["nn1_accuracy"]
+        out.append((model, "1-NN accuracy is 0.5 +- 0.05 for the true distribution", f"{nn1:.3f}", abs(nn1 - 0.5) <= 0.05))
+    for model in zoo.MODELS:
+        for loss in zoo.LOSSES:
+            sel = sorted((r for r in rows if r.model == model and r.generator == loss), key=lambda r: r.step)
+            first, last = sel[0].values["fid"], sel[-1].values["fid"]
+            out.append((model, f"{loss}: FID at the end of training < 1/5 of its start", f"{first:.4g} -> {last:.4g}",
+                        last < 0.2 * first))
+    best = min(zoo.LOSSES, key=lambda l: _final(rows, "digits", l).values["fid"])
+    base = _final(rows, "digits", best).values
+    drop = _final(rows, "digits", "drop 5 of 10 digits").values
+    out.append(("digits", "dropping digits lowers recall and coverage",
+                f"recall {base['recall']:.2f} -> {drop['recall']:.2f}; coverage {base['coverage']:.2f} -> {drop['coverage']:.2f}",
+                drop["recall"] < base["recall"] and drop["coverage"] < base["coverage"]))
+    blur, noise = (_final(rows, "digits", g).values["fid"] for g in ("blur 1 px", "noise 0.5"))
+    out.append(("digits", "blur and noise raise FID", f"{base['fid']:.4g} -> blur {blur:.4g}, noise {noise:.4g}",
+                blur > base["fid"] and noise > base["fid"]))
+    col = _final(rows, "digits", "collapsed").values["inception_score"]
+    out.append(("digits", "collapse lowers the Inception Score", f"{base['inception_score']:.3g} -> {col:.3g}",
+                col < base["inception_score"]))
+    return out
 
 
 # ------------------------------------------------------------------ terminal table
@@ -279,10 +333,10 @@ def _plots(out_dir, rows, runs, samples, evaluators) -> dict[str, list[str]]:
     return figs
 
 
-def _html_table(header, body) -> str:
+def _html_table(header, body, css_class: str = "num") -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in b) + "</tr>" for b in body)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return f"<table class='{css_class}'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 def _write_report(out_dir, rows, runs, samples, evaluators, seconds) -> None:
@@ -291,9 +345,10 @@ def _write_report(out_dir, rows, runs, samples, evaluators, seconds) -> None:
 
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>ganmetrics demo</title><style>",
-        "body{font-family:sans-serif;max-width:1400px;margin:2em auto;color:#222}",
+        "body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}",
         "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px;"
-        "text-align:right}th{background:#f2f2f2}td:first-child{text-align:left}img{max-width:100%;margin:.5em 0}",
+        "text-align:right}th{background:#f2f2f2}td:first-child{text-align:left}img{max-width:100%;margin:.5em 0}"
+        "table.text td,table.text th{text-align:left}",
         "</style></head><body>",
         "<h1>ganmetrics demo: reference GANs through the metric suite</h1>",
         f"<p>ganmetrics {gm.__version__}; {len(rows)} generators evaluated in {seconds:.0f} s. Toy mixtures are "
@@ -301,6 +356,10 @@ def _write_report(out_dir, rows, runs, samples, evaluators, seconds) -> None:
         "std of a mode). Digits are compared in the 64-d feature space of the embedded classifier "
         f"(held-out accuracy {default_extractor().heldout_accuracy:.2%}); the Inception Score uses its class "
         "probabilities. Lower is better for fid, kid and nn1_accuracy's distance from 0.5; higher for the rest.</p>",
+        "<h2>Validation</h2><p>Each metric must move the documented way on generators whose defects are known "
+        "(the same expectations are tests in tests/test_validation.py).</p>",
+        _html_table(["model", "expectation", "measured", "holds"],
+                    [[m, w, meas, "yes" if ok else "NO"] for m, w, meas, ok in validation(rows)], "text"),
     ]
     for model in zoo.MODELS:
         parts.append(f"<h2>{model}</h2>")
@@ -313,4 +372,3 @@ def _write_report(out_dir, rows, runs, samples, evaluators, seconds) -> None:
     parts.append("</body></html>")
     with atomic_write(os.path.join(out_dir, "index.html"), "w") as fh:
         fh.write("\n".join(parts))
-    print(f"\nreport: {os.path.join(out_dir, 'index.html')}  ({seconds:.0f} s)")
