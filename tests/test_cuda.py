@@ -65,6 +65,15 @@ def rel(a, b):
     return np.linalg.norm(a - b) / np.linalg.norm(b)
 
 
+@pytest.fixture(autouse=True)
+def _enable_unverified_cuda(monkeypatch, request):
+    """The GPU tests are what verifies the CUDA paths: they run them with the opt-in flag set."""
+    if request.node.get_closest_marker("gpu"):
+        from ganmetrics._cuda_arrays import UNVERIFIED_FLAG
+
+        monkeypatch.setenv(UNVERIFIED_FLAG, "1")
+
+
 @cuda_torch
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
