@@ -145,3 +145,44 @@ def test_gpu_frechet_matches_cpu():
     x = torch.from_numpy(rng.standard_normal((4000, 64))).float().cuda()
     y = torch.from_numpy(rng.standard_normal((3000, 64)) + 0.1).float().cuda()
     assert gm.fid(x, y) == pytest.approx(gm.fid(x.cpu().numpy(), y.cpu().numpy()), rel=1e-6)
+
+
+@cuda_torch
+@pytest.mark.gpu
+@pytest.mark.parametrize("tiles", [None, (7, 5), (64, 33)])
+def test_gpu_pairwise_engine_matches_cpu_engine(tiles):
+    from test_knn import adversarial_sets
+
+    from ganmetrics.metrics.knn import forced_tiles
+
+    rng = np.random.default_rng(5)
+    for name, real, fake in adversarial_sets(rng):
+        r, f = torch.from_numpy(real).cuda(), torch.from_numpy(fake).cuda()
+        for k in (1, 3, min(len(real), len(fake)) - 1):
+            ctx = forced_tiles(*tiles) if tiles else __import__("contextlib").nullcontext()
+            with ctx:
+                gpu = gm.prdc(r, f, k=k)
+                gpu_strict = gm.prdc(r, f, k=k, strict=True)
+            assert dict(gpu) == dict(gm.prdc(real, fake, k=k)), (name, k)
+            assert dict(gpu_strict) == dict(gm.prdc(real, fake, k=k, strict=True)), (name, k)
+        np.testing.assert_array_equal(gm.knn_radii(r, 2), gm.knn_radii(real, 2))
+        assert dict(gm.nn1_accuracy(r, f)) == dict(gm.nn1_accuracy(real, fake))
+        np.testing.assert_allclose(gm.realism_score(r, f), gm.realism_score(real, fake), rtol=1e-12)
+        mem_gpu, mem_cpu = gm.memorization(r, f), gm.memorization(real, fake)
+        np.testing.assert_array_equal(mem_gpu["flagged"], mem_cpu["flagged"])
+        np.testing.assert_array_equal(mem_gpu["nearest_train"], mem_cpu["nearest_train"])
+
+
+@cuda_torch
+@pytest.mark.gpu
+def test_gpu_pairwise_is_deterministic_and_follows_the_stream():
+    rng = np.random.default_rng(6)
+    real = torch.from_numpy(rng.standard_normal((3000, 64)).astype(np.float32)).cuda()
+    fake = torch.from_numpy((rng.standard_normal((2500, 64)) + 0.2).astype(np.float32)).cuda()
+    first = gm.prdc(real, fake, k=5)
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        second = gm.prdc(real, fake, k=5)
+    assert dict(first) == dict(second) == dict(gm.prdc(real.cpu().numpy(), fake.cpu().numpy(), k=5))
+    with pytest.raises(ValueError, match="different devices"):
+        gm.prdc(real, fake.cpu(), k=5)

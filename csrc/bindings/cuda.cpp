@@ -6,6 +6,7 @@
 #include "bindings/views.h"
 #include "cuda/device.h"
 #include "cuda/moments_cuda.h"
+#include "cuda/pairwise_cuda.h"
 
 namespace py = pybind11;
 using F64Array = py::array_t<double, py::array::c_style>;
@@ -21,6 +22,38 @@ gm::MomentsState state_of(F64Array& mean, F64Array& m2, int64_t n) {
   st.mean = mean.mutable_data();
   st.m2 = m2.mutable_data();
   return st;
+}
+
+gm::MatView device_view(const py::tuple& t, const char* name) {
+  // (pointer, rows, cols, row_stride, col_stride, dtype code): strides in elements
+  if (t.size() != 6) throw std::invalid_argument(std::string(name) + ": a device view is a 6-tuple");
+  gm::MatView v;
+  v.data = reinterpret_cast<const void*>(t[0].cast<uintptr_t>());
+  v.rows = t[1].cast<int64_t>();
+  v.cols = t[2].cast<int64_t>();
+  v.row_stride = t[3].cast<int64_t>();
+  v.col_stride = t[4].cast<int64_t>();
+  const int code = t[5].cast<int>();
+  if (code < 0 || code > 3) throw std::invalid_argument(std::string(name) + ": unknown dtype code");
+  v.dtype = static_cast<gm::DType>(code);
+  return v;
+}
+
+using OptF64 = std::optional<py::array_t<double, py::array::c_style | py::array::forcecast>>;
+
+const double* opt_vector(const OptF64& a, int64_t len, const char* name) {
+  if (!a) return nullptr;
+  if (a->ndim() != 1 || a->shape(0) != len)
+    throw std::invalid_argument(std::string(name) + " must be a vector of length " + std::to_string(len));
+  return a->data();
+}
+
+gm::TileConfig tiles_from(int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols) {
+  gm::TileConfig t;
+  t.workspace_bytes = workspace_bytes;
+  t.max_tile_rows = max_tile_rows;
+  t.max_tile_cols = max_tile_cols;
+  return t;
 }
 
 }  // namespace
@@ -124,6 +157,97 @@ PYBIND11_MODULE(_cuda, m) {
         return out;
       },
       py::arg("sigma1"), py::arg("sigma2s"), py::arg("stream"), py::arg("name1"), py::arg("names2"));
+
+  // ------------------------------------------------------------------ pairwise
+  m.def(
+      "column_means",
+      [](const py::tuple& x, uintptr_t stream) {
+        const gm::MatView v = device_view(x, "x");
+        py::array_t<double> out(v.cols);
+        gm::cuda::NonFinite bad;
+        {
+          py::gil_scoped_release nogil;
+          gm::cuda::column_means_device(v, out.mutable_data(), stream, bad);
+        }
+        return py::make_tuple(out, bad.count, bad.first_row);
+      },
+      py::arg("x"), py::arg("stream"));
+
+  m.def(
+      "knn",
+      [](const py::tuple& x, const py::tuple& y, bool self, const OptF64& center, int64_t k, const OptF64& col_weight,
+         uintptr_t stream, int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols) {
+        gm::KnnParams p;
+        p.x = device_view(x, "x");
+        p.y = self ? p.x : device_view(y, "y");
+        p.self = self;
+        p.center = opt_vector(center, p.x.cols, "center");
+        p.k = k;
+        p.col_weight = opt_vector(col_weight, p.y.rows, "col_weight");
+        p.tiles = tiles_from(workspace_bytes, max_tile_rows, max_tile_cols);
+        py::array_t<double> values({p.x.rows, k});
+        py::array_t<int64_t> index({p.x.rows, k});
+        p.out_value = values.mutable_data();
+        p.out_index = index.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          gm::cuda::knn_device(p, stream);
+        }
+        return py::make_tuple(values, index, p.rechecked);
+      },
+      py::arg("x"), py::arg("y"), py::arg("self"), py::arg("center"), py::arg("k"), py::arg("col_weight"),
+      py::arg("stream"), py::arg("workspace_bytes") = int64_t(2) << 30, py::arg("max_tile_rows") = 0,
+      py::arg("max_tile_cols") = 0);
+
+  m.def(
+      "cross",
+      [](const py::tuple& x, const py::tuple& y, const OptF64& center, const OptF64& col_radius2,
+         const OptF64& row_radius2, bool col_min, bool row_min, bool strict, uintptr_t stream, int64_t workspace_bytes,
+         int64_t max_tile_rows, int64_t max_tile_cols) {
+        gm::CrossParams p;
+        p.x = device_view(x, "x");
+        p.y = device_view(y, "y");
+        p.center = opt_vector(center, p.x.cols, "center");
+        p.col_radius2 = opt_vector(col_radius2, p.y.rows, "col_radius2");
+        p.row_radius2 = opt_vector(row_radius2, p.x.rows, "row_radius2");
+        p.strict = strict;
+        p.tiles = tiles_from(workspace_bytes, max_tile_rows, max_tile_cols);
+        py::array_t<int64_t> row_count(p.col_radius2 ? p.x.rows : 0);
+        py::array_t<uint8_t> col_any(p.row_radius2 ? p.y.rows : 0);
+        py::array_t<double> col_min_value(col_min ? p.y.rows : 0), row_min_value(row_min ? p.x.rows : 0);
+        py::array_t<int64_t> col_argmin(col_min ? p.y.rows : 0), row_argmin(row_min ? p.x.rows : 0);
+        if (p.col_radius2) p.row_count = row_count.mutable_data();
+        if (p.row_radius2) p.col_any = col_any.mutable_data();
+        if (col_min) {
+          p.col_min_value = col_min_value.mutable_data();
+          p.col_argmin = col_argmin.mutable_data();
+        }
+        if (row_min) {
+          p.row_min_value = row_min_value.mutable_data();
+          p.row_argmin = row_argmin.mutable_data();
+        }
+        {
+          py::gil_scoped_release nogil;
+          gm::cuda::cross_device(p, stream);
+        }
+        py::dict out;
+        if (p.col_radius2) out["row_count"] = row_count;
+        if (p.row_radius2) out["col_any"] = col_any.attr("astype")("bool");
+        if (col_min) {
+          out["col_min"] = col_min_value;
+          out["col_argmin"] = col_argmin;
+        }
+        if (row_min) {
+          out["row_min"] = row_min_value;
+          out["row_argmin"] = row_argmin;
+        }
+        out["rechecked"] = p.rechecked;
+        return out;
+      },
+      py::arg("x"), py::arg("y"), py::arg("center"), py::arg("col_radius2") = py::none(),
+      py::arg("row_radius2") = py::none(), py::arg("col_min") = false, py::arg("row_min") = false,
+      py::arg("strict") = false, py::arg("stream") = 0, py::arg("workspace_bytes") = int64_t(2) << 30,
+      py::arg("max_tile_rows") = 0, py::arg("max_tile_cols") = 0);
 
   m.def("raise_cuda_error", [](int code) { gm::cuda::check(code, __FILE__, __LINE__); }, py::arg("code"),
         "Raise the error the module would raise for a failing CUDA call with this cudaError_t code (tests).");

@@ -37,6 +37,8 @@ class DeviceBuffer {
   }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), n_(o.n_), stream_(o.stream_) { o.ptr_ = nullptr; }
+  DeviceBuffer& operator=(DeviceBuffer&&) = delete;
   T* get() const { return ptr_; }
   size_t size() const { return n_; }
 

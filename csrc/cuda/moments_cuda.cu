@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <unordered_map>
+#include <vector>
 
 #include "cuda/cuda_common.h"
 #include "cuda/moments_cuda.h"
@@ -334,6 +335,51 @@ void moments_update_device(MomentsState& st, const MatView& v, int64_t chunk_row
   } else {
     update_device_impl<float>(st, v, chunk, stream, bad);
   }
+}
+
+void column_means_device(const MatView& v, double* host_out, uintptr_t stream_int, NonFinite& bad) {
+  const cudaStream_t stream = reinterpret_cast<cudaStream_t>(stream_int);
+  const int64_t d = v.cols;
+  DeviceState ds(d, stream);
+  std::vector<double> total(static_cast<size_t>(d), 0.0), part(static_cast<size_t>(d));
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(v.rows, 65536));
+  for (int64_t r0 = 0; r0 < v.rows; r0 += chunk) {
+    const int64_t c = std::min(chunk, v.rows - r0);
+    GM_CUDA(cudaMemsetAsync(ds.bad.get(), 0, sizeof(unsigned long long), stream));
+    const long long big = (1ll << 62);
+    GM_CUDA(cudaMemcpyAsync(ds.first_bad.get(), &big, sizeof(long long), cudaMemcpyHostToDevice, stream));
+    switch (v.dtype) {
+      case DType::F16:
+        colsum_kernel<<<blocks(d), 256, 0, stream>>>(static_cast<const __half*>(v.data), r0, c, d, v.row_stride,
+                                                     v.col_stride, ds.sums.get(), ds.bad.get(), ds.first_bad.get());
+        break;
+      case DType::BF16:
+        colsum_kernel<<<blocks(d), 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(v.data), r0, c, d, v.row_stride,
+                                                     v.col_stride, ds.sums.get(), ds.bad.get(), ds.first_bad.get());
+        break;
+      case DType::F32:
+        colsum_kernel<<<blocks(d), 256, 0, stream>>>(static_cast<const float*>(v.data), r0, c, d, v.row_stride,
+                                                     v.col_stride, ds.sums.get(), ds.bad.get(), ds.first_bad.get());
+        break;
+      case DType::F64:
+        colsum_kernel<<<blocks(d), 256, 0, stream>>>(static_cast<const double*>(v.data), r0, c, d, v.row_stride,
+                                                     v.col_stride, ds.sums.get(), ds.bad.get(), ds.first_bad.get());
+        break;
+    }
+    GM_CUDA(cudaGetLastError());
+    unsigned long long nbad = 0;
+    long long first = -1;
+    GM_CUDA(cudaMemcpyAsync(part.data(), ds.sums.get(), sizeof(double) * d, cudaMemcpyDeviceToHost, stream));
+    GM_CUDA(cudaMemcpyAsync(&nbad, ds.bad.get(), sizeof(nbad), cudaMemcpyDeviceToHost, stream));
+    GM_CUDA(cudaMemcpyAsync(&first, ds.first_bad.get(), sizeof(first), cudaMemcpyDeviceToHost, stream));
+    GM_CUDA(cudaStreamSynchronize(stream));
+    if (nbad) {
+      bad.count += int64_t(nbad);
+      if (bad.first_row < 0) bad.first_row = first;
+    }
+    for (int64_t j = 0; j < d; ++j) total[size_t(j)] += part[size_t(j)];
+  }
+  for (int64_t j = 0; j < d; ++j) host_out[j] = total[size_t(j)] / double(v.rows);
 }
 
 void moments_update_host(MomentsState& st, const MatView& v, int64_t chunk_rows, uintptr_t stream_int,

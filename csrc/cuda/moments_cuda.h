@@ -24,6 +24,9 @@ void moments_update_device(MomentsState& state, const MatView& x, int64_t chunk_
 // The same for a host matrix, streamed through two pinned buffers so that copy and compute overlap.
 void moments_update_host(MomentsState& state, const MatView& x, int64_t chunk_rows, uintptr_t stream, NonFinite& bad);
 
+// Column means (float64) of a device matrix, with the NaN/Inf scan; `bad` says where the first bad value is.
+void column_means_device(const MatView& x, double* host_out, uintptr_t stream, NonFinite& bad);
+
 struct TraceSqrt {
   double trace_sqrt = 0.0;
   double min_eig = 0.0;

@@ -62,6 +62,81 @@ class MetricResult(dict):
         return f"{type(self).__name__}({body})"
 
 
+# ---------------------------------------------------------------------------------------------- engines
+class _HostEngine:
+    """The CPU pairwise engine (``ganmetrics._core``) on host arrays."""
+
+    device = "cpu"
+
+    def features(self, x: Any, name: str) -> Features:
+        return as_features(x, name, min_rows=2)
+
+    def center(self, *sets: Features) -> np.ndarray:
+        return sum(_column_sum(f) for f in sets) / sum(f.n for f in sets)
+
+    def knn(self, x: Features, y: Features | None, k: int, center: np.ndarray, weight=None, ws=None):
+        y_arr, y_code = (x.array, x.code) if y is None else (y.array, y.code)
+        return _core.knn(x.array, x.code, y_arr, y_code, y is None, center, k, weight, **_engine_kwargs(ws))
+
+    def cross(self, x: Features, y: Features, center: np.ndarray, ws=None, **kw) -> dict:
+        return _core.cross(x.array, x.code, y.array, y.code, center, **kw, **_engine_kwargs(ws))
+
+
+class _DeviceEngine:
+    """The CUDA pairwise engine (``ganmetrics._cuda``) on device arrays, on the producer's stream."""
+
+    device = "cuda"
+
+    def features(self, x: Any, name: str):
+        from ganmetrics._cuda_arrays import as_device_features
+
+        return as_device_features(x, name, min_rows=2)
+
+    @staticmethod
+    def _view(f) -> tuple:
+        return (f.ptr, f.rows, f.cols, f.row_stride, f.col_stride, f.code)
+
+    def center(self, *sets) -> np.ndarray:
+        from ganmetrics._native import _cuda
+
+        total = np.zeros(sets[0].dim)
+        for f in sets:
+            _cuda.set_device(f.device)
+            means, bad, first = _cuda.column_means(self._view(f), f.stream)
+            if bad:
+                raise ValueError(f"{f.name} contains {bad} NaN or Inf value(s); the first is in row {first}")
+            total += means * f.n
+        return total / sum(f.n for f in sets)
+
+    def knn(self, x, y, k: int, center: np.ndarray, weight=None, ws=None):
+        from ganmetrics._native import _cuda
+
+        kw = _engine_kwargs(ws)
+        if ws is None:
+            kw.pop("workspace_bytes")
+        yv = self._view(x if y is None else y)
+        return _cuda.knn(self._view(x), yv, y is None, center, k, weight, x.stream, **kw)
+
+    def cross(self, x, y, center: np.ndarray, ws=None, **kw) -> dict:
+        from ganmetrics._native import _cuda
+
+        tiles = _engine_kwargs(ws)
+        if ws is None:
+            tiles.pop("workspace_bytes")
+        return _cuda.cross(self._view(x), self._view(y), center, stream=x.stream, **kw, **tiles)
+
+
+def _engine(*inputs: Any):
+    """The engine for these inputs: all on the host, or all on a CUDA device."""
+    from ganmetrics._cuda_arrays import is_device_array
+
+    on_device = [is_device_array(x) for x in inputs]
+    if any(on_device) and not all(on_device):
+        raise ValueError("the inputs live on different devices (some on a CUDA device, some on the host); "
+                         "move them to the same place")
+    return _DeviceEngine() if all(on_device) and on_device else _HostEngine()
+
+
 # ---------------------------------------------------------------------------------------------- helpers
 def _features(x: Any, name: str) -> Features:
     return as_features(x, name, min_rows=2)
@@ -78,7 +153,7 @@ def _check_k(k: Any, name: str, n: int, set_name: str) -> int:
     return k
 
 
-def _check_same_dim(a: Features, b: Features) -> None:
+def _check_same_dim(a, b) -> None:
     if a.dim != b.dim:
         raise ValueError(f"{a.name} has {a.dim} features but {b.name} has {b.dim}")
 
@@ -93,7 +168,7 @@ def _column_sum(f: Features) -> np.ndarray:
 
 def _center(*sets: Features) -> np.ndarray:
     """Mean of the union: distances are computed on centred data, which keeps float32 error small."""
-    return sum(_column_sum(f) for f in sets) / sum(f.n for f in sets)
+    return _HostEngine().center(*sets)
 
 
 def _engine_kwargs(workspace_bytes: int | None) -> dict:
@@ -101,9 +176,9 @@ def _engine_kwargs(workspace_bytes: int | None) -> dict:
     return {"workspace_bytes": wb, "max_tile_rows": _tile_override[0], "max_tile_cols": _tile_override[1]}
 
 
-def _radii2(f: Features, k: int, center: np.ndarray, ws: int | None) -> tuple[np.ndarray, int]:
+def _radii2(f, k: int, center: np.ndarray, ws: int | None, eng=None) -> tuple[np.ndarray, int]:
     """Exact squared distance of every row to its k-th nearest other row of the same set."""
-    values, _, evaluated = _core.knn(f.array, f.code, f.array, f.code, True, center, k, **_engine_kwargs(ws))
+    values, _, evaluated = (eng or _HostEngine()).knn(f, None, k, center, ws=ws)
     return np.ascontiguousarray(values[:, k - 1]), int(evaluated)
 
 
@@ -121,9 +196,10 @@ def knn_radii(x: Any, k: int = 5, *, workspace_bytes: int | None = None) -> np.n
 
     Exact float64 Euclidean distances, shape (n,).
     """
-    f = _features(x, "x")
+    eng = _engine(x)
+    f = eng.features(x, "x")
     k = _check_k(k, "k", f.n, "x")
-    r2, _ = _radii2(f, k, _center(f), workspace_bytes)
+    r2, _ = _radii2(f, k, eng.center(f), workspace_bytes, eng)
     return np.sqrt(r2)
 
 
@@ -133,21 +209,20 @@ def _real_fake_pass(real: Any, fake: Any, k: Any, *, fake_radii: bool, col_min: 
 
     Returns the cross pass's outputs, the real squared radii, the fake features and diagnostics.
     """
-    fr, ff = _features(real, "real"), _features(fake, "fake")
+    eng = _engine(real, fake)
+    fr, ff = eng.features(real, "real"), eng.features(fake, "fake")
     _check_same_dim(fr, ff)
     k = _check_k(k, "k", fr.n, "real")
     if fake_radii:
         _check_k(k, "k", ff.n, "fake")
-    center = _center(fr, ff)
-    real_r2, evaluated = _radii2(fr, k, center, workspace_bytes)
+    center = eng.center(fr, ff)
+    real_r2, evaluated = _radii2(fr, k, center, workspace_bytes, eng)
     fake_r2 = None
     if fake_radii:
-        fake_r2, ev = _radii2(ff, k, center, workspace_bytes)
+        fake_r2, ev = _radii2(ff, k, center, workspace_bytes, eng)
         evaluated += ev
-    out = _core.cross(
-        ff.array, ff.code, fr.array, fr.code, center, col_radius2=real_r2, row_radius2=fake_r2, col_min=col_min,
-        strict=bool(strict), **_engine_kwargs(workspace_bytes),
-    )
+    out = eng.cross(ff, fr, center, workspace_bytes, col_radius2=real_r2, row_radius2=fake_r2, col_min=col_min,
+                    strict=bool(strict))
     info = {"k": k, "strict": bool(strict), "rechecked_pairs": int(out["rechecked"]), "exact_knn_evaluations": evaluated}
     return out, real_r2, ff, info
 
@@ -213,16 +288,17 @@ def realism_score(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | No
     reduce the effect of outliers). R >= 1 means g lies inside some real ball; higher is more
     realistic. A fake sample that coincides with a kept real sample gets +inf, with a warning.
     """
-    fr, ff = _features(real, "real"), _features(fake, "fake")
+    eng = _engine(real, fake)
+    fr, ff = eng.features(real, "real"), eng.features(fake, "fake")
     _check_same_dim(fr, ff)
     k = _check_k(k, "k", fr.n, "real")
-    center = _center(fr, ff)
-    real_r2, _ = _radii2(fr, k, center, workspace_bytes)
+    center = eng.center(fr, ff)
+    real_r2, _ = _radii2(fr, k, center, workspace_bytes, eng)
     kept = (real_r2 <= np.median(real_r2)) & (real_r2 > 0)
     if not kept.any():
         raise ValueError("every real k-NN radius is 0 (too many duplicated real samples for this k)")
     weight = np.where(kept, 1.0 / np.where(kept, real_r2, 1.0), 0.0)
-    values, _, _ = _core.knn(ff.array, ff.code, fr.array, fr.code, False, center, 1, weight, **_engine_kwargs(workspace_bytes))
+    values, _, _ = eng.knn(ff, fr, 1, center, weight, workspace_bytes)
     best = values[:, 0]  # min over kept r of |g - r|^2 / radius(r)^2
     with np.errstate(divide="ignore"):
         score = 1.0 / np.sqrt(best)
@@ -240,18 +316,20 @@ def nn1_accuracy(real: Any, fake: Any, *, workspace_bytes: int | None = None) ->
     the real ones. Returns ``accuracy``, ``real_accuracy`` and ``fake_accuracy``. Exact ties in
     distance go to the lower index of [real; fake], i.e. towards a real neighbour.
     """
-    fr, ff = _features(real, "real"), _features(fake, "fake")
+    eng = _engine(real, fake)
+    fr, ff = eng.features(real, "real"), eng.features(fake, "fake")
     _check_same_dim(fr, ff)
-    union = _union(fr, ff)
-    center = _center(union)
-    _, index, _ = _core.knn(union.array, union.code, union.array, union.code, True, center, 1, **_engine_kwargs(workspace_bytes))
-    is_fake = np.zeros(union.n, dtype=bool)
-    is_fake[fr.n:] = True
-    correct = is_fake[index[:, 0]] == is_fake
+    center = eng.center(fr, ff)
+    # nearest neighbour within each set (self excluded) and across: one cross pass gives both directions
+    d_rr, _ = _radii2(fr, 1, center, workspace_bytes, eng)
+    d_ff, _ = _radii2(ff, 1, center, workspace_bytes, eng)
+    out = eng.cross(fr, ff, center, workspace_bytes, row_min=True, col_min=True)
+    real_ok = d_rr <= out["row_min"]  # a tie goes to the real neighbour (lower union index)
+    fake_ok = d_ff < out["col_min"]
     values = {
-        "accuracy": float(correct.mean()),
-        "real_accuracy": float(correct[: fr.n].mean()),
-        "fake_accuracy": float(correct[fr.n:].mean()),
+        "accuracy": float((real_ok.sum() + fake_ok.sum()) / (fr.n + ff.n)),
+        "real_accuracy": float(real_ok.mean()),
+        "fake_accuracy": float(fake_ok.mean()),
     }
     return MetricResult(values, {"n_real": fr.n, "n_fake": ff.n})
 
@@ -264,13 +342,12 @@ def memorization(train: Any, fake: Any, *, workspace_bytes: int | None = None) -
     of the flagged fake samples, ``flagged`` (bool per fake sample), and per fake sample the index of
     its nearest training sample and the distance to it (``nearest_train``, ``nearest_distance``).
     """
-    ft, ff = _features(train, "train"), _features(fake, "fake")
+    eng = _engine(train, fake)
+    ft, ff = eng.features(train, "train"), eng.features(fake, "fake")
     _check_same_dim(ft, ff)
-    center = _center(ft, ff)
-    train_r2, _ = _radii2(ft, 1, center, workspace_bytes)
-    out = _core.cross(
-        ff.array, ff.code, ft.array, ft.code, center, col_radius2=train_r2, row_min=True, **_engine_kwargs(workspace_bytes)
-    )
+    center = eng.center(ft, ff)
+    train_r2, _ = _radii2(ft, 1, center, workspace_bytes, eng)
+    out = eng.cross(ff, ft, center, workspace_bytes, col_radius2=train_r2, row_min=True)
     flagged = out["row_count"] > 0
     values = {
         "fraction": float(flagged.mean()),
