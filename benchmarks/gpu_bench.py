@@ -102,14 +102,14 @@ def prdc_suite(args, rows, add) -> None:
         fake = torch.randn(n, d, device="cuda", generator=g).abs_() * 1.05
         inputs_gb = 2 * real.numel() * 4 / 2**30
         for name in contenders:
-            fn = {"ganmetrics": lambda: dict(gm.prdc(real, fake, k=5)),
-                  "torch-cdist-float32": lambda: torch_prdc(real, fake),
-                  "torch-cdist-float16": lambda: torch_prdc(real, fake, half=True)}[name]
+            fn = {"ganmetrics": lambda r=real, f=fake: dict(gm.prdc(r, f, k=5)),
+                  "torch-cdist-float32": lambda r=real, f=fake: torch_prdc(r, f),
+                  "torch-cdist-float16": lambda r=real, f=fake: torch_prdc(r, f, half=True)}[name]
             with PeakMemory() as mem:
                 med, ts, v = timed(fn, 1 if n > 100_000 else args.repeat, sync)
             add(f"prdc {n}x{n} d=2048 / {name}", med, ts, v)
             rows[-1].update({"peak_gpu_gb_beyond_inputs": (mem.peak - mem.base) / 2**30, "inputs_gb": inputs_gb})
-        del real, fake
+        real = fake = None  # free the inputs before the next size
         torch.cuda.empty_cache()
 
 

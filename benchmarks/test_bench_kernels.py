@@ -5,7 +5,6 @@
 compare.py pits the same operations against other libraries in one run.
 """
 
-import numpy as np
 import pytest
 
 import ganmetrics as gm

@@ -302,9 +302,8 @@ def _plots(out_dir, rows, runs, samples, evaluators) -> dict[str, list[str]]:
             log = runs[(model, loss)].log
             steps = np.arange(1, len(log["g_loss"]) + 1)
             w = max(1, len(steps) // 100)
-            smooth = lambda v: np.convolve(v, np.ones(w) / w, mode="valid")  # noqa: E731
             for ax, key in zip(axes, ["g_loss", "d_loss", "gp", "d_grad_norm"]):
-                ax.plot(steps[w - 1:], smooth(log[key]), label=loss, lw=1)
+                ax.plot(steps[w - 1:], np.convolve(log[key], np.ones(w) / w, mode="valid"), label=loss, lw=1)
         for ax, key in zip(axes, ["generator loss", "discriminator loss", "gradient penalty (wgan-gp)", "D gradient norm"]):
             ax.set_title(key, fontsize=9)
             ax.set_xlabel("step", fontsize=8)

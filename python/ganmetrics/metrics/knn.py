@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ganmetrics._arrays import BF16, F32, F64, Features, as_features
+from ganmetrics._arrays import F32, F64, Features, as_features
 from ganmetrics._native import _core
 
 DEFAULT_WORKSPACE_BYTES = 256 << 20
