@@ -10,6 +10,9 @@
 
 namespace py = pybind11;
 using F64Array = py::array_t<double, py::array::c_style>;
+using gm::bindings::opt_vector;
+using gm::bindings::OptF64;
+using gm::bindings::tiles_from;
 
 namespace {
 
@@ -37,23 +40,6 @@ gm::MatView device_view(const py::tuple& t, const char* name) {
   if (code < 0 || code > 3) throw std::invalid_argument(std::string(name) + ": unknown dtype code");
   v.dtype = static_cast<gm::DType>(code);
   return v;
-}
-
-using OptF64 = std::optional<py::array_t<double, py::array::c_style | py::array::forcecast>>;
-
-const double* opt_vector(const OptF64& a, int64_t len, const char* name) {
-  if (!a) return nullptr;
-  if (a->ndim() != 1 || a->shape(0) != len)
-    throw std::invalid_argument(std::string(name) + " must be a vector of length " + std::to_string(len));
-  return a->data();
-}
-
-gm::TileConfig tiles_from(int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols) {
-  gm::TileConfig t;
-  t.workspace_bytes = workspace_bytes;
-  t.max_tile_rows = max_tile_rows;
-  t.max_tile_cols = max_tile_cols;
-  return t;
 }
 
 }  // namespace
@@ -212,37 +198,12 @@ PYBIND11_MODULE(_cuda, m) {
         p.row_radius2 = opt_vector(row_radius2, p.x.rows, "row_radius2");
         p.strict = strict;
         p.tiles = tiles_from(workspace_bytes, max_tile_rows, max_tile_cols);
-        py::array_t<int64_t> row_count(p.col_radius2 ? p.x.rows : 0);
-        py::array_t<uint8_t> col_any(p.row_radius2 ? p.y.rows : 0);
-        py::array_t<double> col_min_value(col_min ? p.y.rows : 0), row_min_value(row_min ? p.x.rows : 0);
-        py::array_t<int64_t> col_argmin(col_min ? p.y.rows : 0), row_argmin(row_min ? p.x.rows : 0);
-        if (p.col_radius2) p.row_count = row_count.mutable_data();
-        if (p.row_radius2) p.col_any = col_any.mutable_data();
-        if (col_min) {
-          p.col_min_value = col_min_value.mutable_data();
-          p.col_argmin = col_argmin.mutable_data();
-        }
-        if (row_min) {
-          p.row_min_value = row_min_value.mutable_data();
-          p.row_argmin = row_argmin.mutable_data();
-        }
+        gm::bindings::CrossOutputs out(p, col_min, row_min);
         {
           py::gil_scoped_release nogil;
           gm::cuda::cross_device(p, stream);
         }
-        py::dict out;
-        if (p.col_radius2) out["row_count"] = row_count;
-        if (p.row_radius2) out["col_any"] = col_any.attr("astype")("bool");
-        if (col_min) {
-          out["col_min"] = col_min_value;
-          out["col_argmin"] = col_argmin;
-        }
-        if (row_min) {
-          out["row_min"] = row_min_value;
-          out["row_argmin"] = row_argmin;
-        }
-        out["rechecked"] = p.rechecked;
-        return out;
+        return out.to_dict(p);
       },
       py::arg("x"), py::arg("y"), py::arg("center"), py::arg("col_radius2") = py::none(),
       py::arg("row_radius2") = py::none(), py::arg("col_min") = false, py::arg("row_min") = false,

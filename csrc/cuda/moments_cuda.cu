@@ -165,15 +165,26 @@ struct DeviceState {
       : mean(size_t(d), s), m2(size_t(d * d), s), sums(size_t(d), s), delta(size_t(d), s), bad(1, s), first_bad(1, s) {}
 };
 
-template <typename T, typename W>
-void fold_chunk(const T* x, const MatView& v, int64_t r0, int64_t c, int64_t& n, DeviceState& ds, W* z, W* scatter,
-                cudaStream_t stream, cublasHandle_t h, NonFinite& bad) {
-  const int64_t d = v.cols;
+// Call f(typed device pointer) for the view's element type.
+template <typename F>
+void with_typed(const MatView& v, F&& f) {
+  switch (v.dtype) {
+    case DType::F16: f(static_cast<const __half*>(v.data)); break;
+    case DType::BF16: f(static_cast<const __nv_bfloat16*>(v.data)); break;
+    case DType::F32: f(static_cast<const float*>(v.data)); break;
+    case DType::F64: f(static_cast<const double*>(v.data)); break;
+  }
+}
+
+// Column sums of rows [r0, r0 + c) into ds.sums and the NaN/Inf scan; false (with `bad` filled) if any is found.
+template <typename T>
+bool scan_chunk(const T* x, const MatView& v, int64_t r0, int64_t c, DeviceState& ds, cudaStream_t stream,
+                NonFinite& bad) {
   GM_CUDA(cudaMemsetAsync(ds.bad.get(), 0, sizeof(unsigned long long), stream));
   const long long big = (1ll << 62);
   GM_CUDA(cudaMemcpyAsync(ds.first_bad.get(), &big, sizeof(long long), cudaMemcpyHostToDevice, stream));
-  colsum_kernel<T><<<blocks(d), 256, 0, stream>>>(x, r0, c, d, v.row_stride, v.col_stride, ds.sums.get(),
-                                                  ds.bad.get(), ds.first_bad.get());
+  colsum_kernel<T><<<blocks(v.cols), 256, 0, stream>>>(x, r0, c, v.cols, v.row_stride, v.col_stride, ds.sums.get(),
+                                                       ds.bad.get(), ds.first_bad.get());
   GM_CUDA(cudaGetLastError());
   unsigned long long nbad = 0;
   long long first = -1;
@@ -183,8 +194,15 @@ void fold_chunk(const T* x, const MatView& v, int64_t r0, int64_t c, int64_t& n,
   if (nbad) {
     bad.count += int64_t(nbad);
     if (bad.first_row < 0) bad.first_row = first;
-    return;
   }
+  return nbad == 0;
+}
+
+template <typename T, typename W>
+void fold_chunk(const T* x, const MatView& v, int64_t r0, int64_t c, int64_t& n, DeviceState& ds, W* z, W* scatter,
+                cudaStream_t stream, cublasHandle_t h, NonFinite& bad) {
+  const int64_t d = v.cols;
+  if (!scan_chunk(x, v, r0, c, ds, stream, bad)) return;
   const int64_t na = n;
   const double total = double(na) + double(c);
   if (c > 1) {
@@ -224,21 +242,7 @@ struct DeviceMoments {
 
   // Fold rows [r0, r0 + c) of a device view.
   void fold(const MatView& v, int64_t r0, int64_t c, NonFinite& bad) {
-    switch (v.dtype) {
-      case DType::F16:
-        fold_chunk(static_cast<const __half*>(v.data), v, r0, c, n, ds, z.get(), scatter.get(), stream, handle, bad);
-        break;
-      case DType::BF16:
-        fold_chunk(static_cast<const __nv_bfloat16*>(v.data), v, r0, c, n, ds, z.get(), scatter.get(), stream, handle,
-                   bad);
-        break;
-      case DType::F32:
-        fold_chunk(static_cast<const float*>(v.data), v, r0, c, n, ds, z.get(), scatter.get(), stream, handle, bad);
-        break;
-      case DType::F64:
-        fold_chunk(static_cast<const double*>(v.data), v, r0, c, n, ds, z.get(), scatter.get(), stream, handle, bad);
-        break;
-    }
+    with_typed(v, [&](auto x) { fold_chunk(x, v, r0, c, n, ds, z.get(), scatter.get(), stream, handle, bad); });
   }
 
   void finish() {
@@ -321,20 +325,27 @@ void update_host_impl(MomentsState& st, const MatView& v, int64_t chunk, cudaStr
   if (bad.count == 0) dm.finish();
 }
 
-}  // namespace
-
-void moments_update_device(MomentsState& st, const MatView& v, int64_t chunk_rows, uintptr_t stream_int,
-                           NonFinite& bad) {
+void update(MomentsState& st, const MatView& v, int64_t chunk_rows, uintptr_t stream_int, NonFinite& bad, bool host) {
   GM_REQUIRE(v.cols == st.dim, "batch has " + std::to_string(v.cols) + " features, the statistics have " +
                                    std::to_string(st.dim));
   if (v.rows == 0) return;
   const cudaStream_t stream = reinterpret_cast<cudaStream_t>(stream_int);
   const int64_t chunk = std::min(default_chunk(v, chunk_rows), v.rows);
   if (v.dtype == DType::F64) {
-    update_device_impl<double>(st, v, chunk, stream, bad);
+    host ? update_host_impl<double>(st, v, chunk, stream, bad) : update_device_impl<double>(st, v, chunk, stream, bad);
   } else {
-    update_device_impl<float>(st, v, chunk, stream, bad);
+    host ? update_host_impl<float>(st, v, chunk, stream, bad) : update_device_impl<float>(st, v, chunk, stream, bad);
   }
+}
+
+}  // namespace
+
+void moments_update_device(MomentsState& st, const MatView& v, int64_t chunk_rows, uintptr_t stream, NonFinite& bad) {
+  update(st, v, chunk_rows, stream, bad, false);
+}
+
+void moments_update_host(MomentsState& st, const MatView& v, int64_t chunk_rows, uintptr_t stream, NonFinite& bad) {
+  update(st, v, chunk_rows, stream, bad, true);
 }
 
 void column_means_device(const MatView& v, double* host_out, uintptr_t stream_int, NonFinite& bad) {
@@ -345,55 +356,14 @@ void column_means_device(const MatView& v, double* host_out, uintptr_t stream_in
   const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(v.rows, 65536));
   for (int64_t r0 = 0; r0 < v.rows; r0 += chunk) {
     const int64_t c = std::min(chunk, v.rows - r0);
-    GM_CUDA(cudaMemsetAsync(ds.bad.get(), 0, sizeof(unsigned long long), stream));
-    const long long big = (1ll << 62);
-    GM_CUDA(cudaMemcpyAsync(ds.first_bad.get(), &big, sizeof(long long), cudaMemcpyHostToDevice, stream));
-    switch (v.dtype) {
-      case DType::F16:
-        colsum_kernel<<<blocks(d), 256, 0, stream>>>(static_cast<const __half*>(v.data), r0, c, d, v.row_stride,
-                                                     v.col_stride, ds.sums.get(), ds.bad.get(), ds.first_bad.get());
-        break;
-      case DType::BF16:
-        colsum_kernel<<<blocks(d), 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(v.data), r0, c, d, v.row_stride,
-                                                     v.col_stride, ds.sums.get(), ds.bad.get(), ds.first_bad.get());
-        break;
-      case DType::F32:
-        colsum_kernel<<<blocks(d), 256, 0, stream>>>(static_cast<const float*>(v.data), r0, c, d, v.row_stride,
-                                                     v.col_stride, ds.sums.get(), ds.bad.get(), ds.first_bad.get());
-        break;
-      case DType::F64:
-        colsum_kernel<<<blocks(d), 256, 0, stream>>>(static_cast<const double*>(v.data), r0, c, d, v.row_stride,
-                                                     v.col_stride, ds.sums.get(), ds.bad.get(), ds.first_bad.get());
-        break;
-    }
-    GM_CUDA(cudaGetLastError());
-    unsigned long long nbad = 0;
-    long long first = -1;
+    bool ok = true;
+    with_typed(v, [&](auto x) { ok = scan_chunk(x, v, r0, c, ds, stream, bad); });
+    if (!ok) return;
     GM_CUDA(cudaMemcpyAsync(part.data(), ds.sums.get(), sizeof(double) * d, cudaMemcpyDeviceToHost, stream));
-    GM_CUDA(cudaMemcpyAsync(&nbad, ds.bad.get(), sizeof(nbad), cudaMemcpyDeviceToHost, stream));
-    GM_CUDA(cudaMemcpyAsync(&first, ds.first_bad.get(), sizeof(first), cudaMemcpyDeviceToHost, stream));
     GM_CUDA(cudaStreamSynchronize(stream));
-    if (nbad) {
-      bad.count += int64_t(nbad);
-      if (bad.first_row < 0) bad.first_row = first;
-    }
     for (int64_t j = 0; j < d; ++j) total[size_t(j)] += part[size_t(j)];
   }
   for (int64_t j = 0; j < d; ++j) host_out[j] = total[size_t(j)] / double(v.rows);
-}
-
-void moments_update_host(MomentsState& st, const MatView& v, int64_t chunk_rows, uintptr_t stream_int,
-                         NonFinite& bad) {
-  GM_REQUIRE(v.cols == st.dim, "batch has " + std::to_string(v.cols) + " features, the statistics have " +
-                                   std::to_string(st.dim));
-  if (v.rows == 0) return;
-  const cudaStream_t stream = reinterpret_cast<cudaStream_t>(stream_int);
-  const int64_t chunk = std::min(default_chunk(v, chunk_rows), v.rows);
-  if (v.dtype == DType::F64) {
-    update_host_impl<double>(st, v, chunk, stream, bad);
-  } else {
-    update_host_impl<float>(st, v, chunk, stream, bad);
-  }
 }
 
 }  // namespace gm::cuda
