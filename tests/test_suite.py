@@ -157,6 +157,9 @@ def test_bootstrap_is_seeded_and_brackets_the_value(rng):
     assert fixed.value == pytest.approx(a["fid"].value)
     with pytest.raises(ValueError, match="bootstrap supports"):
         gm.bootstrap(real, fake, ["is"])
+    same = gm.bootstrap(real, real.copy(), ["fid", "precision", "coverage"], n_boot=8, seed=1)
+    assert same["fid"].low >= 0.0
+    assert same["precision"].high <= 1.0 and same["coverage"].high <= 1.0  # clipped to the metric's range
 
 
 def test_bootstrap_fid_coverage_on_gaussians():

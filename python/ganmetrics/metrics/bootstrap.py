@@ -11,7 +11,8 @@ theta_b - mean(theta), not the raw subsample values:
 
     [theta_n - scale * q_hi, theta_n - scale * q_lo],   q = quantiles of theta_b - mean(theta)
 
-an interval for the expected value of the metric at the given sample sizes. ``bias`` estimates how
+an interval for the expected value of the metric at the given sample sizes, clipped to the metric's
+range ([0, 1] for precision, recall and coverage; [0, inf) for FID and density). ``bias`` estimates how
 far that expectation lies from the infinite-sample value, assuming a 1/n bias:
 bias = (mean(theta) - theta_n) * f / (1 - f); ``debiased`` = theta_n - bias.
 
@@ -54,14 +55,21 @@ class Interval:
         return self.value
 
 
-def _interval(full: float, thetas: np.ndarray, fraction: float, confidence: float) -> Interval:
+# The range each metric can take: interval ends are clipped to it.
+RANGES = {"fid": (0.0, np.inf), "precision": (0.0, 1.0), "recall": (0.0, 1.0), "coverage": (0.0, 1.0),
+          "density": (0.0, np.inf)}
+
+
+def _interval(full: float, thetas: np.ndarray, fraction: float, confidence: float,
+              bounds: tuple[float, float] = (-np.inf, np.inf)) -> Interval:
     scale = np.sqrt(fraction / (1.0 - fraction))
     dev = thetas - thetas.mean()
     alpha = (1.0 - confidence) / 2.0
     q_lo, q_hi = np.quantile(dev, [alpha, 1.0 - alpha])
     bias = float((thetas.mean() - full) * fraction / (1.0 - fraction))
+    low, high = np.clip([full - scale * q_hi, full - scale * q_lo], *bounds)
     return Interval(
-        value=float(full), low=float(full - scale * q_hi), high=float(full - scale * q_lo), confidence=confidence,
+        value=float(full), low=float(low), high=float(high), confidence=confidence,
         std=float(scale * thetas.std(ddof=1)) if len(thetas) > 1 else 0.0, bias=bias, debiased=float(full - bias),
         n_boot=len(thetas),
     )
@@ -119,7 +127,7 @@ def bootstrap(
             for m in knn:
                 thetas[m].append(res[m])
         for m in knn:
-            out[m] = _interval(full[m], np.asarray(thetas[m]), fraction, confidence)
+            out[m] = _interval(full[m], np.asarray(thetas[m]), fraction, confidence, RANGES[m])
     return out
 
 
@@ -135,4 +143,4 @@ def _fid_interval(fr, ff, real_idx, fake_idx, resample, fraction, confidence) ->
         real_stats = FeatureStats.of_subsets(fr, real_idx)
         thetas = [_Reference(r.mean, r.cov, "real covariance").distance(f.mean, f.cov, "fake covariance")
                   for r, f in zip(real_stats, fake_stats)]
-    return _interval(full, np.asarray(thetas), fraction, confidence)
+    return _interval(full, np.asarray(thetas), fraction, confidence, RANGES["fid"])

@@ -13,6 +13,7 @@ diagonal, never complex. A covariance that is clearly not PSD raises ValueError.
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any, Iterable, Sequence
 
@@ -34,6 +35,8 @@ def _as_stats(x: Any, name: str) -> FeatureStats:
     if isinstance(x, FeatureStats):
         return x
     if is_path(x) and str(x).endswith(".npz"):
+        if not os.path.exists(x):
+            raise FileNotFoundError(f"{name}: no such file: {os.fspath(x)}")
         with np.load(x, allow_pickle=False) as z:
             if "mu" in z and "sigma" in z:
                 return FeatureStats.from_mapping(z, name)
