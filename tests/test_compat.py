@@ -113,7 +113,9 @@ def test_torch_fidelity_calculate_metrics(rng):
     with pytest.raises(TypeError, match="unexpected"):
         torch_fidelity.calculate_metrics(input1=gen, input2=real, fid=True, not_an_option=1)
     with pytest.raises(ValueError, match="logits"):
-        torch_fidelity.calculate_metrics(input1=gen, isc=True)
+        torch_fidelity.calculate_metrics(input1=gen, input2=real, isc=True, fid=True)
+    alone = torch_fidelity.calculate_metrics(input1=logits, isc=True)  # ISC alone: the array is the logits
+    assert alone["inception_score_mean"] == pytest.approx(out["inception_score_mean"], rel=1e-12)
 
 
 # ------------------------------------------------------------------ torchmetrics Metric classes

@@ -2,7 +2,8 @@
 
 ``input1`` is the generated set and ``input2`` the real one, as in torch-fidelity. Each input is a
 feature array/tensor/path, or a dict with ``"features"`` (for FID, KID, PRC) and ``"logits"`` (for
-the Inception Score, which torch-fidelity computes from the Inception logits of input1).
+the Inception Score, which torch-fidelity computes from the Inception logits of input1); with
+``isc=True`` alone, a plain ``input1`` array is taken as the logits.
 Defaults follow torch-fidelity: KID 100 subsets of 1000 with its RandomState(2020) draws, PRC
 neighbourhood 3 with ``<=``, ISC 10 splits shuffled with RandomState(rng_seed). Image inputs,
 feature extractors and caching are not reproduced; their keyword arguments are accepted and ignored.
@@ -31,13 +32,16 @@ _IGNORED = {
 }
 
 
-def _part(x: Any, key: str, name: str):
+def _part(x: Any, key: str, name: str, isc_only: bool = False):
     if isinstance(x, dict):
         if key not in x:
             raise ValueError(f"{name} has no '{key}' entry (has {sorted(x)})")
         return x[key]
-    if key == "logits":
-        raise ValueError(f"isc=True needs {name} as a dict with 'logits' (Inception logits of the samples)")
+    if key == "logits" and not isc_only:
+        raise ValueError(
+            f"isc=True together with fid/kid/prc needs {name} as a dict with 'features' and 'logits' "
+            "(the Inception logits of the samples)"
+        )
     return x
 
 
@@ -76,7 +80,7 @@ def calculate_metrics(
         raise ValueError("fid, kid and prc need input2 (the real samples' features)")
     out: dict[str, float] = {}
     if isc:
-        f = as_features(_part(input1, "logits", "input1"), "input1 logits")
+        f = as_features(_part(input1, "logits", "input1", isc_only=not (fid or kid or prc)), "input1 logits")
         logp = _log_probs(f.rows(0, f.n).astype(np.float64))
         if samples_shuffle:
             logp = logp[np.random.RandomState(rng_seed).permutation(f.n)]
