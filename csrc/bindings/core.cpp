@@ -24,12 +24,7 @@ using gm::bindings::tiles_from;
 
 namespace {
 
-using F64Array = py::array_t<double, py::array::c_style>;
-
-double* writable(F64Array& a, const char* name) {
-  if (!a.writeable()) throw std::invalid_argument(std::string(name) + " must be writable");
-  return a.mutable_data();
-}
+using gm::bindings::F64Array;
 
 void check_square(const F64Array& s, const char* name) {
   if (s.ndim() != 2 || s.shape(0) != s.shape(1) || s.shape(0) < 1)
@@ -58,13 +53,7 @@ PYBIND11_MODULE(_core, m) {
       "moments_update",
       [](F64Array mean, F64Array m2, int64_t n, const py::array& x, int dtype_code,
          std::optional<py::array_t<int64_t, py::array::c_style | py::array::forcecast>> rows, int64_t chunk_rows) {
-        gm::MomentsState st;
-        st.dim = mean.shape(0);
-        st.n = n;
-        st.mean = writable(mean, "mean");
-        st.m2 = writable(m2, "m2");
-        if (m2.ndim() != 2 || m2.shape(0) != st.dim || m2.shape(1) != st.dim)
-          throw std::invalid_argument("m2 must be dim x dim");
+        gm::MomentsState st = gm::bindings::moments_state(mean, m2, n);
         gm::MomentsUpdateParams p;
         p.x = make_view(x, dtype_code, "features");
         p.chunk_rows = chunk_rows;
@@ -84,11 +73,7 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "moments_merge",
       [](F64Array mean, F64Array m2, int64_t n, int64_t nb, const F64Array& mean_b, const F64Array& m2_b) {
-        gm::MomentsState st;
-        st.dim = mean.shape(0);
-        st.n = n;
-        st.mean = writable(mean, "mean");
-        st.m2 = writable(m2, "m2");
+        gm::MomentsState st = gm::bindings::moments_state(mean, m2, n);
         if (mean_b.shape(0) != st.dim || m2_b.size() != st.dim * st.dim)
           throw std::invalid_argument("cannot merge statistics of different dimensions");
         {

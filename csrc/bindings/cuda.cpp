@@ -9,23 +9,12 @@
 #include "cuda/pairwise_cuda.h"
 
 namespace py = pybind11;
-using F64Array = py::array_t<double, py::array::c_style>;
+using gm::bindings::F64Array;
 using gm::bindings::opt_vector;
 using gm::bindings::OptF64;
 using gm::bindings::tiles_from;
 
 namespace {
-
-gm::MomentsState state_of(F64Array& mean, F64Array& m2, int64_t n) {
-  gm::MomentsState st;
-  st.dim = mean.shape(0);
-  st.n = n;
-  if (!mean.writeable() || !m2.writeable()) throw std::invalid_argument("statistics arrays must be writable");
-  if (m2.ndim() != 2 || m2.shape(0) != st.dim || m2.shape(1) != st.dim) throw std::invalid_argument("m2 must be dim x dim");
-  st.mean = mean.mutable_data();
-  st.m2 = m2.mutable_data();
-  return st;
-}
 
 gm::MatView device_view(const py::tuple& t, const char* name) {
   // (pointer, rows, cols, row_stride, col_stride, dtype code): strides in elements
@@ -85,7 +74,7 @@ PYBIND11_MODULE(_cuda, m) {
       "moments_update_device",
       [](F64Array mean, F64Array m2, int64_t n, uintptr_t ptr, int64_t rows, int64_t cols, int64_t row_stride,
          int64_t col_stride, int dtype_code, uintptr_t stream, int64_t chunk_rows) {
-        gm::MomentsState st = state_of(mean, m2, n);
+        gm::MomentsState st = gm::bindings::moments_state(mean, m2, n);
         if (dtype_code < 0 || dtype_code > 3) throw std::invalid_argument("unknown dtype code");
         gm::MatView v;
         v.data = reinterpret_cast<const void*>(ptr);
@@ -108,7 +97,7 @@ PYBIND11_MODULE(_cuda, m) {
       "moments_update_host",
       [](F64Array mean, F64Array m2, int64_t n, const py::array& x, int dtype_code, uintptr_t stream,
          int64_t chunk_rows) {
-        gm::MomentsState st = state_of(mean, m2, n);
+        gm::MomentsState st = gm::bindings::moments_state(mean, m2, n);
         const gm::MatView v = gm::bindings::make_view(x, dtype_code, "features");
         gm::cuda::NonFinite bad;
         {

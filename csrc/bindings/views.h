@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/common.h"
+#include "moments/moments.h"
 #include "pairwise/pairwise.h"
 
 namespace gm::bindings {
@@ -31,6 +32,20 @@ inline MatView make_view(const py::array& a, int dtype_code, const char* name) {
   v.row_stride = a.strides(0) / want;
   v.col_stride = a.strides(1) / want;
   return v;
+}
+
+using F64Array = py::array_t<double, py::array::c_style>;
+
+// The (n, mean, M2) state held by Python as writable float64 arrays, checked once.
+inline MomentsState moments_state(F64Array& mean, F64Array& m2, int64_t n) {
+  if (!mean.writeable() || !m2.writeable()) throw std::invalid_argument("statistics arrays must be writable");
+  MomentsState st;
+  st.dim = mean.shape(0);
+  st.n = n;
+  if (m2.ndim() != 2 || m2.shape(0) != st.dim || m2.shape(1) != st.dim) throw std::invalid_argument("m2 must be dim x dim");
+  st.mean = mean.mutable_data();
+  st.m2 = m2.mutable_data();
+  return st;
 }
 
 using OptF64 = std::optional<py::array_t<double, py::array::c_style | py::array::forcecast>>;

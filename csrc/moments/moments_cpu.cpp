@@ -58,13 +58,12 @@ void update_impl(MomentsState& st, const MomentsUpdateParams& p) {
   chunk = std::max<int64_t>(1, std::min(chunk, total));
   std::vector<T> z(static_cast<size_t>(chunk) * d);
   std::vector<T> scatter;  // allocated on first chunk with more than one row
-  std::vector<double> cmean(d);
+  std::vector<double> cmean(d), rowbuf(d);
   const int nt = num_threads();
   for (int64_t start = 0; start < total; start += chunk) {
     const int64_t c = std::min(chunk, total - start);
     // chunk mean in float64 (fixed order: deterministic for any thread count)
     std::fill(cmean.begin(), cmean.end(), 0.0);
-    std::vector<double> rowbuf(d);
     for (int64_t i = 0; i < c; ++i) {
       const int64_t r = p.rows ? p.rows[start + i] : start + i;
       load_row<double>(p.x, r, nullptr, rowbuf.data());

@@ -164,11 +164,8 @@ def as_features(x: Any, name: str, *, min_rows: int = 1, check: bool = True) -> 
             raise TypeError(f"{name} has complex dtype {arr.dtype}; features must be real numbers")
         if arr.dtype.kind not in "fiub":
             raise TypeError(f"{name} has non-numeric dtype {arr.dtype}; expected float16/bfloat16/float32/float64")
-        if arr.dtype not in _CODE_OF:
-            if arr.dtype.kind == "f":  # e.g. float128: no kernel, widen/narrow to float64
-                arr = arr.astype(np.float64)
-            else:  # integers and booleans are exact in float64
-                arr = arr.astype(np.float64)
+        if arr.dtype not in _CODE_OF:  # integers, booleans, float128: no kernel of their own -> float64
+            arr = arr.astype(np.float64)
         code = _CODE_OF[arr.dtype]
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (samples x features), got shape {tuple(arr.shape)}")

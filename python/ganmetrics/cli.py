@@ -21,25 +21,15 @@ import sys
 import time
 import warnings
 
-import numpy as np
-
-
-def _fid_input(path: str, name: str, progress: bool):
-    from ganmetrics.stats import FeatureStats
-
-    if path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as z:
-            if "mu" in z and "sigma" in z:
-                return FeatureStats.from_mapping(z, name)
-    return FeatureStats.from_features(path, progress=progress)
 
 
 def _cmd_fid(args) -> dict:
     import ganmetrics as gm
+    from ganmetrics.metrics.frechet import _as_stats
 
     t0 = time.perf_counter()
-    real = _fid_input(args.real, "REAL", not args.quiet)
-    fake = _fid_input(args.fake, "FAKE", not args.quiet)
+    real = _as_stats(args.real, "REAL", progress=not args.quiet)
+    fake = _as_stats(args.fake, "FAKE", progress=not args.quiet)
     value = gm.fid(real, fake, force=args.force)
     return {"fid": value, "n_real": real.n, "n_fake": fake.n, "dim": real.dim, "seconds": time.perf_counter() - t0}
 

@@ -92,9 +92,8 @@ def _degraded(model: str, best: zoo.GeneratorSampler, ev: Evaluator) -> list:
 
 
 def best_loss(model: str, rows: list[Row]) -> str:
-    finals = [r for r in rows if r.model == model and r.step is not None and r.step == max(
-        s.step for s in rows if s.model == model and s.generator == r.generator)]
-    return min(finals, key=lambda r: r.values["fid"]).generator
+    """The loss whose final checkpoint has the lowest FID."""
+    return min(zoo.LOSSES, key=lambda loss: _final(rows, model, loss).values["fid"])
 
 
 def run_demo(out_dir: str = "ganmetrics-demo", train: bool = False, n: int = 2000, progress: bool = True) -> list[Row]:
@@ -182,8 +181,7 @@ def validation(rows: list[Row]) -> list[tuple[str, str, str, bool]]:
             first, last = sel[0].values["fid"], sel[-1].values["fid"]
             out.append((model, f"{loss}: FID at the end of training < 1/5 of its start", f"{first:.4g} -> {last:.4g}",
                         last < 0.2 * first))
-    best = min(zoo.LOSSES, key=lambda l: _final(rows, "digits", l).values["fid"])
-    base = _final(rows, "digits", best).values
+    base = _final(rows, "digits", best_loss("digits", rows)).values
     drop = _final(rows, "digits", "drop 5 of 10 digits").values
     out.append(("digits", "dropping digits lowers recall and coverage",
                 f"recall {base['recall']:.2f} -> {drop['recall']:.2f}; coverage {base['coverage']:.2f} -> {drop['coverage']:.2f}",

@@ -8,7 +8,7 @@ Chan's merge), so precision does not depend on the batch size or on a large mean
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -286,19 +286,26 @@ class FeatureStats:
         Each row is read once: disjoint segments are accumulated, then merged cumulatively.
         ``seed=None`` keeps the given row order.
         """
+        return [acc.copy() for acc in cls.iter_nested_prefixes(x, sizes, seed=seed, progress=progress)]
+
+    @classmethod
+    def iter_nested_prefixes(
+        cls, x: Any, sizes: Iterable[int], *, seed: int | None = 0, progress: bool = False
+    ) -> Iterator["FeatureStats"]:
+        """Like :meth:`nested_prefixes`, but yields one running FeatureStats (the same object, grown
+        prefix by prefix) and frees each segment's d x d state once merged: memory for one prefix."""
         f = as_features(x, "features")
         sizes = sorted({int(s) for s in sizes})
         if not sizes or sizes[0] < 1 or sizes[-1] > f.n:
             raise ValueError(f"sizes must lie in [1, {f.n}], got {sizes}")
         order = np.arange(f.n) if seed is None else np.random.default_rng(seed).permutation(f.n)
         edges = [0] + sizes
-        segments = [order[edges[i] : edges[i + 1]] for i in range(len(sizes))]
-        parts = cls.of_subsets(f, segments, progress=progress)
-        out, acc = [], cls(f.dim)
-        for part in parts:
-            acc.merge(part)
-            out.append(acc.copy())
-        return out
+        parts = cls.of_subsets(f, [order[edges[i] : edges[i + 1]] for i in range(len(sizes))], progress=progress)
+        acc = cls(f.dim)
+        for i in range(len(parts)):
+            acc.merge(parts[i])
+            parts[i] = None
+            yield acc
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike) -> None:

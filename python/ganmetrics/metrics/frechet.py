@@ -31,7 +31,7 @@ class SmallSampleWarning(UserWarning):
     """A metric was computed from fewer samples than it needs to be reliable."""
 
 
-def _as_stats(x: Any, name: str) -> FeatureStats:
+def _as_stats(x: Any, name: str, progress: bool = False) -> FeatureStats:
     if isinstance(x, FeatureStats):
         return x
     if is_path(x) and str(x).endswith(".npz"):
@@ -40,7 +40,7 @@ def _as_stats(x: Any, name: str) -> FeatureStats:
         with np.load(x, allow_pickle=False) as z:
             if "mu" in z and "sigma" in z:
                 return FeatureStats.from_mapping(z, name)
-    return FeatureStats.from_features(x)
+    return FeatureStats.from_features(x, progress=progress)
 
 
 def _as_stats_named(x: Any, name: str) -> FeatureStats:
@@ -271,16 +271,8 @@ def fid_infinity(
         raise ValueError("fid_infinity needs at least 2 distinct sample sizes")
     if sizes[0] < 2 or sizes[-1] > ff.n:
         raise ValueError(f"sizes must lie in [2, {ff.n}], got [{sizes[0]}, {sizes[-1]}]")
-    # One pass over the fake set: statistics of the disjoint segments between consecutive sizes, then
-    # merged cumulatively; each prefix is compared with the once-factored real covariance as it forms.
-    order = np.random.default_rng(seed).permutation(ff.n)
-    edges = np.concatenate([[0], sizes])
-    segments = FeatureStats.of_subsets(ff, [order[edges[i]:edges[i + 1]] for i in range(len(sizes))])
+    # One pass over the fake set; each prefix is compared with the once-factored real covariance as it forms.
     factored = _Reference(ref.mean, ref.cov, "real covariance")
-    acc = FeatureStats(ff.dim)
-    fids = []
-    for i in range(len(segments)):
-        acc.merge(segments[i])
-        segments[i] = None  # free each d x d state once merged
-        fids.append(factored.distance(acc.mean, acc.cov, "fake covariance"))
+    fids = [factored.distance(acc.mean, acc.cov, "fake covariance")
+            for acc in FeatureStats.iter_nested_prefixes(ff, sizes, seed=seed)]
     return FIDInfinityResult(sizes.astype(np.float64), np.array(fids))

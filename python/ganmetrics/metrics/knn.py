@@ -108,22 +108,24 @@ class _DeviceEngine:
             total += means * f.n
         return total / sum(f.n for f in sets)
 
-    def knn(self, x, y, k: int, center: np.ndarray, weight=None, ws=None):
-        from ganmetrics._native import _cuda
-
+    @staticmethod
+    def _tiles(ws: int | None) -> dict:
+        """Tile settings; without an explicit budget the CUDA module's own default applies."""
         kw = _engine_kwargs(ws)
         if ws is None:
             kw.pop("workspace_bytes")
+        return kw
+
+    def knn(self, x, y, k: int, center: np.ndarray, weight=None, ws=None):
+        from ganmetrics._native import _cuda
+
         yv = self._view(x if y is None else y)
-        return _cuda.knn(self._view(x), yv, y is None, center, k, weight, x.stream, **kw)
+        return _cuda.knn(self._view(x), yv, y is None, center, k, weight, x.stream, **self._tiles(ws))
 
     def cross(self, x, y, center: np.ndarray, ws=None, **kw) -> dict:
         from ganmetrics._native import _cuda
 
-        tiles = _engine_kwargs(ws)
-        if ws is None:
-            tiles.pop("workspace_bytes")
-        return _cuda.cross(self._view(x), self._view(y), center, stream=x.stream, **kw, **tiles)
+        return _cuda.cross(self._view(x), self._view(y), center, stream=x.stream, **kw, **self._tiles(ws))
 
 
 def _engine(*inputs: Any):
