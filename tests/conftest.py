@@ -15,6 +15,14 @@ if importlib.util.find_spec("torch_fidelity") is not None and importlib.util.fin
     import_with_stub("torch_fidelity")
 
 
+def import_peer(module: str):
+    """Import a peer package's module to compare with, or skip the test saying which peer is missing."""
+    top = module.split(".")[0]
+    if importlib.util.find_spec(top) is None:
+        pytest.skip(f"{top} is not installed (the `test` extra installs it)")
+    return import_with_stub(module)
+
+
 def sqdist(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Brute-force float64 squared distances, computed from differences (no norm expansion)."""
     x = np.asarray(x, dtype=np.float64)
