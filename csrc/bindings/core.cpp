@@ -89,30 +89,34 @@ PYBIND11_MODULE(_core, m) {
       .def_readonly("dim", &gm::PsdFactor::dim)
       .def_readonly("rank", &gm::PsdFactor::rank)
       .def_readonly("trace", &gm::PsdFactor::trace)
-      .def_readonly("max_diag", &gm::PsdFactor::max_diag);
+      .def_readonly("max_diag", &gm::PsdFactor::max_diag)
+      .def_readonly("min_eig", &gm::PsdFactor::min_eig)
+      .def_readonly("method", &gm::PsdFactor::method);
 
   m.def(
       "psd_factor",
-      [](const F64Array& s, const std::string& name) {
+      [](const F64Array& s, const std::string& name, double rank_tol, double psd_tol, int64_t max_rank) {
         check_square(s, name.c_str());
+        if (!(rank_tol >= 0) || !(psd_tol >= 0)) throw std::invalid_argument("tolerances must be >= 0");
+        gm::PsdTolerance tol{rank_tol, psd_tol, max_rank};
         py::gil_scoped_release nogil;
-        return gm::psd_factor(s.data(), s.shape(0), name.c_str());
+        return gm::psd_factor(s.data(), s.shape(0), name.c_str(), tol);
       },
-      py::arg("sigma"), py::arg("name"));
+      py::arg("sigma"), py::arg("name"), py::arg("rank_tol") = 0.0, py::arg("psd_tol") = 1e-8,
+      py::arg("max_rank") = -1);
 
   m.def(
       "trace_sqrt_product",
-      [](const gm::PsdFactor& f, const F64Array& s2, const std::string& name2) {
-        check_square(s2, name2.c_str());
-        if (s2.shape(0) != f.dim) throw std::invalid_argument(name2 + " has a different dimension from the reference");
+      [](const gm::PsdFactor& f1, const gm::PsdFactor& f2, bool force_svd) {
+        if (f1.dim != f2.dim) throw std::invalid_argument("the two factors have different dimensions");
         gm::TraceSqrtResult r;
         {
           py::gil_scoped_release nogil;
-          r = gm::trace_sqrt_product(f, s2.data(), name2.c_str());
+          r = gm::trace_sqrt_product(f1, f2, force_svd);
         }
-        return py::make_tuple(r.trace_sqrt, r.min_eig, r.max_eig);
+        return py::make_tuple(r.trace_sqrt, r.used_svd, r.min_sv, r.max_sv);
       },
-      py::arg("factor"), py::arg("sigma2"), py::arg("name2"));
+      py::arg("factor1"), py::arg("factor2"), py::arg("force_svd") = false);
 
   // ------------------------------------------------------------------ pairwise
   m.def(
@@ -171,8 +175,10 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "kernel_sum",
       [](const py::array& x, int xcode, const py::array& y, int ycode, bool self, bool include_diagonal, int kind,
-         double gamma, double coef0, int degree, int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols) {
+         double gamma, double coef0, int degree, int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols,
+         bool float32_products) {
         gm::KernelSumParams p;
+        p.float32_products = float32_products;
         p.x = make_view(x, xcode, "x");
         p.y = self ? p.x : make_view(y, ycode, "y");
         p.self = self;
@@ -187,15 +193,17 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("x"), py::arg("xcode"), py::arg("y"), py::arg("ycode"), py::arg("self"), py::arg("include_diagonal"),
       py::arg("kind"), py::arg("gamma"), py::arg("coef0") = 1.0, py::arg("degree") = 3,
-      py::arg("workspace_bytes") = int64_t(256) << 20, py::arg("max_tile_rows") = 0, py::arg("max_tile_cols") = 0);
+      py::arg("workspace_bytes") = int64_t(256) << 20, py::arg("max_tile_rows") = 0, py::arg("max_tile_cols") = 0,
+      py::arg("float32_products") = false);
 
   m.def(
       "mmd_subsets",
       [](const py::array& x, int xcode, const py::array& y, int ycode,
          const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& x_index,
          const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& y_index, int kind, double gamma,
-         double coef0, int degree) {
+         double coef0, int degree, bool float32_products) {
         gm::MmdSubsetsParams p;
+        p.float32_products = float32_products;
         p.x = make_view(x, xcode, "x");
         p.y = make_view(y, ycode, "y");
         if (x_index.ndim() != 2 || y_index.ndim() != 2 || x_index.shape(0) != y_index.shape(0))
@@ -219,7 +227,8 @@ PYBIND11_MODULE(_core, m) {
         return out;
       },
       py::arg("x"), py::arg("xcode"), py::arg("y"), py::arg("ycode"), py::arg("x_index"), py::arg("y_index"),
-      py::arg("kind"), py::arg("gamma"), py::arg("coef0") = 1.0, py::arg("degree") = 3);
+      py::arg("kind"), py::arg("gamma"), py::arg("coef0") = 1.0, py::arg("degree") = 3,
+      py::arg("float32_products") = false);
 
   m.def(
       "symmetry_report",

@@ -1,44 +1,51 @@
 // Symmetric matrix functions in float64 (the "linalg" kernel family).
 //
-// The Frechet trace term tr sqrt(S1^1/2 S2 S1^1/2) is computed without any matrix square root:
-// S1 = P L L^T P^T by pivoted Cholesky (which also handles a singular S1, rank r <= d), and the
-// non-zero eigenvalues of S1^1/2 S2 S1^1/2 are those of the symmetric r x r matrix
-// M = L^T (P^T S2 P) L. The trace term is the sum of the square roots of M's eigenvalues,
-// clamped at 0; a clearly negative eigenvalue means an input is not PSD and is reported.
+// The Frechet trace term tr sqrt(S1^1/2 S2 S1^1/2) is computed without any matrix square root.
+// Each covariance is factored, S = A A^T with A of shape d x rank (Cholesky, pivoted Cholesky, or
+// an eigendecomposition when the matrix carries rounding-level indefiniteness). Then
+// tr sqrt(S1^1/2 S2 S1^1/2) = ||A1^T A2||_* (the nuclear norm: the eigenvalues of S1^1/2 S2 S1^1/2 are
+// the squared singular values of A1^T A2). The singular values come from the eigenvalues of the
+// smaller Gram matrix of C = A1^T A2 when C is well conditioned, and from an SVD of C otherwise, so
+// that no square root of rounding noise enters the sum.
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace gm {
 
-// Cholesky factor of a symmetric PSD matrix S (d x d, float64; symmetric, so row- and column-major
-// storage coincide): P^T S P = L L^T. Plain Cholesky when S is clearly positive definite, pivoted
-// Cholesky with LAPACK's rank tolerance otherwise.
+// How much rounding a symmetric matrix carries, and what it may be.
+struct PsdTolerance {
+  double rank_tol = 0.0;   // pivots / eigenvalues <= rank_tol * (largest) count as zero; 0: d * 2^-52
+  double psd_tol = 1e-8;   // an eigenvalue below -psd_tol * largest means "not positive semi-definite"
+  int64_t max_rank = -1;   // the rank cannot exceed this (n - 1 for a covariance of n samples); -1: no cap
+};
+
+// S = A A^T, A of shape d x rank (column-major, rows in the original order).
 struct PsdFactor {
   int64_t dim = 0;
   int64_t rank = 0;
-  std::vector<double> L;    // d x rank, column-major, lower trapezoidal (zeros above the diagonal)
-  std::vector<int> perm;    // perm[i] = original index of pivoted row i (0-based); empty = identity
+  std::vector<double> A;        // d x rank, column-major
+  bool lower_triangular = false;  // A is the full lower-triangular Cholesky factor (rank == d)
   double trace = 0.0;
   double max_diag = 0.0;
-  double min_schur_eig = 0.0;  // smallest eigenvalue of the part of S the factor did not take (0 if full rank)
+  double min_eig = 0.0;         // the matrix's own smallest eigenvalue, where it was computed (method "eigen")
+  std::string method;           // "zero", "cholesky", "pivoted" or "eigen"
 };
 
-// Factor S. Throws std::invalid_argument (message starts with `name`) if S is not PSD:
-// an eigenvalue of the unfactored Schur complement below -psd_tol * max_diag.
-PsdFactor psd_factor(const double* S, int64_t d, const char* name, double psd_tol = 1e-8);
+// Factor S (d x d, float64, symmetric). Throws std::invalid_argument (message starts with `name`)
+// if S is not positive semi-definite beyond tol.psd_tol; the eigenvalue in the message is S's own.
+PsdFactor psd_factor(const double* S, int64_t d, const char* name, const PsdTolerance& tol);
 
 struct TraceSqrtResult {
-  double trace_sqrt = 0.0;  // sum of sqrt(max(eig, 0))
-  double min_eig = 0.0;
-  double max_eig = 0.0;
+  double trace_sqrt = 0.0;  // sum of the singular values of A1^T A2
+  bool used_svd = false;    // true when the SVD route was needed
+  double min_sv = 0.0, max_sv = 0.0;
 };
 
-// tr sqrt(S1^1/2 S2 S1^1/2) for S1 given by its factor. Throws std::invalid_argument naming `name2` if
-// an eigenvalue of L^T S2 L is below -psd_tol * its largest eigenvalue.
-TraceSqrtResult trace_sqrt_product(const PsdFactor& f1, const double* S2, const char* name2,
-                                   double psd_tol = 1e-8);
+// tr sqrt(S1^1/2 S2 S1^1/2) from the two factors.
+TraceSqrtResult trace_sqrt_product(const PsdFactor& f1, const PsdFactor& f2, bool force_svd = false);
 
 // Largest |S - S^T|, largest |S|, and the number of non-finite entries with the first row holding one.
 struct SymmetryReport {

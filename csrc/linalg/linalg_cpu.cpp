@@ -28,6 +28,7 @@ std::vector<double> eigvals_inplace(std::vector<double>& a, int64_t n) {
 }
 
 double kInfinity() { return std::numeric_limits<double>::infinity(); }
+constexpr double kEps = 0x1p-52;
 
 std::string fmt(double v) {
   std::ostringstream os;
@@ -62,7 +63,49 @@ std::vector<double> symmetric_eigenvalues(const double* S, int64_t d) {
   return eigvals_inplace(a, d);
 }
 
-PsdFactor psd_factor(const double* S, int64_t d, const char* name, double psd_tol) {
+namespace {
+
+[[noreturn]] void throw_not_psd(const char* name, double min_eig, double max_eig) {
+  throw std::invalid_argument(std::string(name) + " is not positive semi-definite: it has an eigenvalue of " +
+                              fmt(min_eig) + " (largest eigenvalue " + fmt(max_eig) + ")");
+}
+
+// S = V diag(w) V^T; keeps the eigenvalues above the rank tolerance (at most max_rank of them).
+void eigen_factor(const double* S, int64_t d, const char* name, const PsdTolerance& tol, PsdFactor& f) {
+  std::vector<double> v(S, S + d * d), w(static_cast<size_t>(d));
+  const lapack_int info =
+      scipy_LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'L', lapack_int(d), v.data(), lapack_int(d), w.data());
+  if (info < 0) throw_internal(__FILE__, __LINE__, "dsyevd argument error");
+  if (info > 0) throw std::runtime_error("LAPACK dsyevd failed to converge");
+  const double wmax = std::max(w.back(), 0.0);
+  f.min_eig = w.front();
+  if (w.front() < -tol.psd_tol * wmax) throw_not_psd(name, w.front(), w.back());
+  const double cut = (tol.rank_tol > 0 ? tol.rank_tol : double(d) * kEps) * wmax;
+  int64_t keep = 0;
+  while (keep < d && w[d - 1 - keep] > cut) ++keep;
+  if (tol.max_rank >= 0 && keep > tol.max_rank) {
+    const double cut_off = w[d - 1 - tol.max_rank];  // the largest eigenvalue the cap would drop
+    if (cut_off > tol.psd_tol * wmax) {
+      throw std::invalid_argument(std::string(name) + " has rank above " + std::to_string(tol.max_rank) +
+                                  " (eigenvalue " + fmt(cut_off) + " of largest " + fmt(wmax) +
+                                  "), more than a covariance of " + std::to_string(tol.max_rank + 1) +
+                                  " samples can have: the sample count does not match the matrix");
+    }
+    keep = tol.max_rank;
+  }
+  f.rank = keep;
+  f.method = "eigen";
+  f.A.assign(static_cast<size_t>(d * keep), 0.0);
+  for (int64_t j = 0; j < keep; ++j) {  // largest first
+    const int64_t src = d - 1 - j;
+    const double s = std::sqrt(w[src]);
+    for (int64_t i = 0; i < d; ++i) f.A[j * d + i] = v[src * d + i] * s;
+  }
+}
+
+}  // namespace
+
+PsdFactor psd_factor(const double* S, int64_t d, const char* name, const PsdTolerance& tol) {
   GM_ASSERT(d > 0);
   PsdFactor f;
   f.dim = d;
@@ -73,101 +116,132 @@ PsdFactor psd_factor(const double* S, int64_t d, const char* name, double psd_to
     f.max_diag = std::max(f.max_diag, v);
     min_diag = std::min(min_diag, v);
   }
-  if (min_diag < -psd_tol * std::max(f.max_diag, 0.0) || f.max_diag < 0.0) {
+  if (min_diag < -tol.psd_tol * std::max(f.max_diag, 0.0) || f.max_diag < 0.0) {
     throw std::invalid_argument(std::string(name) +
                                 " is not positive semi-definite: it has a negative diagonal entry (" + fmt(min_diag) +
                                 ")");
   }
-  if (f.max_diag == 0.0) {  // the zero matrix: rank 0
+  if (f.max_diag == 0.0 || tol.max_rank == 0) {  // the zero matrix (or one sample): rank 0
     f.rank = 0;
+    f.method = "zero";
     return f;
   }
-  // LAPACK's default rank tolerance for pivoted Cholesky.
-  const double tol = double(d) * std::ldexp(1.0, -52) * f.max_diag;
-  f.L.assign(S, S + d * d);
-  if (scipy_LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', lapack_int(d), f.L.data(), lapack_int(d)) == 0) {
-    double min_pivot2 = kInfinity();
-    for (int64_t i = 0; i < d; ++i) min_pivot2 = std::min(min_pivot2, f.L[i * d + i] * f.L[i * d + i]);
-    if (min_pivot2 > tol) {  // clearly positive definite: no pivoting needed
-      f.rank = d;
-      for (int64_t j = 0; j < d; ++j) std::fill(f.L.begin() + j * d, f.L.begin() + j * d + j, 0.0);
-      return f;
+  const double rank_tol = (tol.rank_tol > 0 ? tol.rank_tol : double(d) * kEps) * f.max_diag;
+  const bool may_be_full = tol.max_rank < 0 || tol.max_rank >= d;
+  if (may_be_full) {
+    f.A.assign(S, S + d * d);
+    if (scipy_LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', lapack_int(d), f.A.data(), lapack_int(d)) == 0) {
+      double min_pivot2 = kInfinity();
+      for (int64_t i = 0; i < d; ++i) min_pivot2 = std::min(min_pivot2, f.A[i * d + i] * f.A[i * d + i]);
+      if (min_pivot2 > rank_tol) {  // clearly positive definite at this precision: no pivoting needed
+        f.rank = d;
+        f.lower_triangular = true;
+        f.method = "cholesky";
+        for (int64_t j = 0; j < d; ++j) std::fill(f.A.begin() + j * d, f.A.begin() + j * d + j, 0.0);
+        return f;
+      }
     }
   }
-  // Singular or nearly so: pivoted Cholesky stops at the numerical rank.
-  f.L.assign(S, S + d * d);
+  // Singular or nearly so: pivoted Cholesky stops at the numerical rank (capped at max_rank).
+  std::vector<double> L(S, S + d * d);
   std::vector<lapack_int> piv(static_cast<size_t>(d), 0);
   lapack_int rank = 0;
   const lapack_int info =
-      scipy_LAPACKE_dpstrf(LAPACK_COL_MAJOR, 'L', lapack_int(d), f.L.data(), lapack_int(d), piv.data(), &rank, -1.0);
+      scipy_LAPACKE_dpstrf(LAPACK_COL_MAJOR, 'L', lapack_int(d), L.data(), lapack_int(d), piv.data(), &rank, rank_tol);
   if (info < 0) throw_internal(__FILE__, __LINE__, "dpstrf argument error");
-  const int64_t r = rank;
-  f.rank = r;
-  f.perm.resize(static_cast<size_t>(d));
-  for (int64_t i = 0; i < d; ++i) f.perm[i] = piv[i] - 1;
-  f.L.resize(static_cast<size_t>(d * r));  // first r columns
-  for (int64_t j = 0; j < r; ++j) std::fill(f.L.begin() + j * d, f.L.begin() + j * d + j, 0.0);
+  int64_t r = rank;
+  if (tol.max_rank >= 0) r = std::min<int64_t>(r, tol.max_rank);
   if (r < d) {
-    // The factor covers S exactly iff the Schur complement C - L2 L2^T of the unfactored block is zero;
-    // for a PSD S it is PSD with a tiny diagonal. A clearly negative eigenvalue there proves S indefinite
-    // (its most negative eigenvalue is at most S's own).
+    // The factor covers S iff the Schur complement C - L2 L2^T of the block left out is negligible: for a
+    // PSD S of this rank it is rounding noise. Anything larger (a clearly negative eigenvalue, or a rank
+    // the cap cut off) is settled on S's own eigenvalues below.
     const int64_t m = d - r;
     std::vector<double> schur(static_cast<size_t>(m * m));
     for (int64_t j = 0; j < m; ++j)
-      for (int64_t i = 0; i < m; ++i) schur[j * m + i] = S[int64_t(f.perm[r + i]) * d + f.perm[r + j]];
-    scipy_cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, blasint(m), blasint(r), -1.0, f.L.data() + r,
-                      blasint(d), 1.0, schur.data(), blasint(m));
+      for (int64_t i = 0; i < m; ++i) schur[j * m + i] = S[int64_t(piv[r + i] - 1) * d + (piv[r + j] - 1)];
+    if (r > 0)
+      scipy_cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, blasint(m), blasint(r), -1.0, L.data() + r,
+                        blasint(d), 1.0, schur.data(), blasint(m));
     const std::vector<double> w = eigvals_inplace(schur, m);
-    f.min_schur_eig = w.empty() ? 0.0 : w.front();
-    if (f.min_schur_eig < -psd_tol * f.max_diag) {
-      throw std::invalid_argument(std::string(name) +
-                                  " is not positive semi-definite: it has an eigenvalue of about " +
-                                  fmt(f.min_schur_eig) + " (largest diagonal entry " + fmt(f.max_diag) + ")");
+    const double bound = std::max(rank_tol, tol.psd_tol * f.max_diag);
+    if (w.front() < -bound || w.back() > bound) {
+      eigen_factor(S, d, name, tol, f);
+      return f;
     }
   }
+  f.rank = r;
+  f.method = "pivoted";
+  f.A.assign(static_cast<size_t>(d * r), 0.0);
+  for (int64_t j = 0; j < r; ++j)
+    for (int64_t i = j; i < d; ++i) f.A[j * d + (piv[i] - 1)] = L[j * d + i];  // rows back in S's order
   return f;
 }
 
-TraceSqrtResult trace_sqrt_product(const PsdFactor& f1, const double* S2, const char* name2, double psd_tol) {
-  const int64_t d = f1.dim, r = f1.rank;
+namespace {
+
+// Singular values of the m x n column-major matrix c (destroyed), descending.
+std::vector<double> singular_values(std::vector<double>& c, int64_t m, int64_t n) {
+  const int64_t k = std::min(m, n);
+  std::vector<double> s(static_cast<size_t>(k));
+  if (k == 0) return s;
+  const lapack_int info = scipy_LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'N', lapack_int(m), lapack_int(n), c.data(),
+                                               lapack_int(m), s.data(), nullptr, 1, nullptr, 1);
+  if (info < 0) throw_internal(__FILE__, __LINE__, "dgesdd argument error");
+  if (info > 0) throw std::runtime_error("LAPACK dgesdd failed to converge");
+  return s;
+}
+
+// The squared singular values of C lose digits in the smallest ones: a singular value sigma comes out of
+// an eigenvalue with absolute error ~ u * sigma_max^2, i.e. sigma itself with error ~ u sigma_max^2 / sigma.
+// Below this ratio of smallest to largest eigenvalue the SVD of C is used instead.
+constexpr double kGramConditionLimit = 1e-9;
+
+}  // namespace
+
+TraceSqrtResult trace_sqrt_product(const PsdFactor& f1, const PsdFactor& f2, bool force_svd) {
+  GM_ASSERT(f1.dim == f2.dim);
+  const int64_t d = f1.dim, r1 = f1.rank, r2 = f2.rank;
   TraceSqrtResult res;
-  if (r == 0) return res;
-  std::vector<double> m(static_cast<size_t>(r * r));
-  if (f1.perm.empty()) {
-    // Full rank, no pivoting: M = L^T S2 L with two triangular multiplies (2 d^3 flops).
-    std::vector<double> w(S2, S2 + d * d);
-    scipy_cblas_dtrmm(CblasColMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, blasint(d), blasint(d), 1.0,
-                      f1.L.data(), blasint(d), w.data(), blasint(d));
+  if (r1 == 0 || r2 == 0) return res;
+  // C = A1^T A2 (r1 x r2, column-major)
+  std::vector<double> c(static_cast<size_t>(r1 * r2));
+  if (f1.lower_triangular && f2.lower_triangular) {
+    c.assign(f2.A.begin(), f2.A.end());  // L1^T L2 = trmm(L1^T, L2)
     scipy_cblas_dtrmm(CblasColMajor, CblasLeft, CblasLower, CblasTrans, CblasNonUnit, blasint(d), blasint(d), 1.0,
-                      f1.L.data(), blasint(d), w.data(), blasint(d));
-    m.swap(w);
+                      f1.A.data(), blasint(d), c.data(), blasint(d));
   } else {
-    // Pivoted, rank r: M = L^T (P^T S2 P) L with L of shape d x r.
-    std::vector<double> s2p(static_cast<size_t>(d * d));
-    for (int64_t j = 0; j < d; ++j) {
-      const double* src = S2 + int64_t(f1.perm[j]) * d;
-      double* dst = s2p.data() + j * d;
-      for (int64_t i = 0; i < d; ++i) dst[i] = src[f1.perm[i]];
+    scipy_cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, blasint(r1), blasint(r2), blasint(d), 1.0,
+                      f1.A.data(), blasint(d), f2.A.data(), blasint(d), 0.0, c.data(), blasint(r1));
+  }
+  if (!force_svd) {
+    // Gram matrix of the smaller side: G = C^T C (r2 <= r1) or C C^T.
+    const bool cols = r2 <= r1;
+    const int64_t g = cols ? r2 : r1;
+    std::vector<double> gram(static_cast<size_t>(g * g));
+    if (cols) {
+      scipy_cblas_dsyrk(CblasColMajor, CblasLower, CblasTrans, blasint(r2), blasint(r1), 1.0, c.data(), blasint(r1),
+                        0.0, gram.data(), blasint(r2));
+    } else {
+      scipy_cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, blasint(r1), blasint(r2), 1.0, c.data(),
+                        blasint(r1), 0.0, gram.data(), blasint(r1));
     }
-    std::vector<double> w(static_cast<size_t>(d * r));
-    scipy_cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, blasint(d), blasint(r), blasint(d), 1.0, s2p.data(),
-                      blasint(d), f1.L.data(), blasint(d), 0.0, w.data(), blasint(d));
-    scipy_cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, blasint(r), blasint(r), blasint(d), 1.0, f1.L.data(),
-                      blasint(d), w.data(), blasint(d), 0.0, m.data(), blasint(r));
+    const std::vector<double> ev = eigvals_inplace(gram, g);
+    if (ev.back() > 0 && ev.front() >= kGramConditionLimit * ev.back()) {
+      double acc = 0.0;  // ascending order: small terms first
+      for (double e : ev) acc += std::sqrt(e);
+      res.trace_sqrt = acc;
+      res.min_sv = std::sqrt(ev.front());
+      res.max_sv = std::sqrt(ev.back());
+      return res;
+    }
   }
-  for (int64_t j = 0; j < r; ++j)
-    for (int64_t i = j + 1; i < r; ++i) m[j * r + i] = 0.5 * (m[j * r + i] + m[i * r + j]);
-  const std::vector<double> ev = eigvals_inplace(m, r);
-  res.min_eig = ev.front();
-  res.max_eig = ev.back();
-  if (res.min_eig < -psd_tol * std::max(res.max_eig, 0.0)) {
-    throw std::invalid_argument(std::string(name2) +
-                                " is not positive semi-definite: S1^1/2 S2 S1^1/2 has an eigenvalue of " +
-                                fmt(res.min_eig) + " (largest " + fmt(res.max_eig) + ")");
-  }
-  double acc = 0.0;  // ascending order: small terms first
-  for (double e : ev) acc += std::sqrt(std::max(e, 0.0));
+  const std::vector<double> s = singular_values(c, r1, r2);
+  double acc = 0.0;
+  for (auto it = s.rbegin(); it != s.rend(); ++it) acc += *it;
   res.trace_sqrt = acc;
+  res.used_svd = true;
+  res.min_sv = s.empty() ? 0.0 : s.back();
+  res.max_sv = s.empty() ? 0.0 : s.front();
   return res;
 }
 

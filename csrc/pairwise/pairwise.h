@@ -82,6 +82,7 @@ struct KernelSumParams {
   MatView x, y;
   bool self = false;
   bool include_diagonal = false;
+  bool float32_products = false;  // dot products from float32 GEMM (kernel values and sums stay float64)
   KernelSpec kernel;
   TileConfig tiles;
   double sum = 0.0;  // out
@@ -89,9 +90,11 @@ struct KernelSumParams {
 void kernel_sum(KernelSumParams& p);
 
 // Unbiased MMD^2 for many subset pairs: subset s uses rows x_index[s*mx .. s*mx+mx) of x and
-// y_index[s*my .. ) of y. One float64 syrk of the stacked subset per pair.
+// y_index[s*my .. ) of y. One fused pass per pair over the stacked subset: row blocks of its Gram matrix
+// (float64 GEMM, or float32 with float32_products) reduced through the kernel in float64 as they form.
 struct MmdSubsetsParams {
   MatView x, y;
+  bool float32_products = false;
   const int64_t* x_index = nullptr;
   const int64_t* y_index = nullptr;
   int64_t subsets = 0, mx = 0, my = 0;

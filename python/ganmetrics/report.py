@@ -7,7 +7,7 @@ import time
 from typing import Any, Sequence
 
 from ganmetrics._arrays import as_features
-from ganmetrics.metrics.frechet import _Reference
+from ganmetrics.metrics.frechet import stats_distance, warn_small
 from ganmetrics.metrics.kernel import kid
 from ganmetrics.metrics.knn import _check_same_dim, nn1_accuracy, prdc
 from ganmetrics.metrics.prd import prd
@@ -34,18 +34,22 @@ class Report(dict):
     def to_markdown(self) -> str:
         lines = ["| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.6g} |" for k, v in self.items()]
+        if "kid_estimate" in self.info:
+            lines += ["", f"KID: {self.info['kid_estimate']}."]
         return "\n".join(lines)
 
 
 def evaluate(
     real: Any, fake: Any, metrics: Sequence[str] = DEFAULT_METRICS, *, k: int = 5, seed: int = 0,
-    kid_subsets: int | None = 100, kid_subset_size: int = 1000,
+    kid_subsets: int | None = 100, kid_subset_size: int | None = None, kid_seed: int = 2020,
 ) -> Report:
     """Compute several metrics between two feature sets, doing shared work once.
 
     ``metrics`` from: fid, kid, precision, recall, density, coverage, nn1_accuracy, vendi (of
-    the fake set), prd. The four k-NN metrics share one set of radii and one cross pass. KID's
-    full-set estimate is used when a set is smaller than ``kid_subset_size``.
+    the fake set), prd. The four k-NN metrics share one set of radii and one cross pass. KID follows
+    :func:`ganmetrics.kid` (subsets of 1000, or of the smaller set's size; computed once over the full
+    sets, with a warning, when the subsets would cover both whole sets); ``info["kid_estimate"]`` says
+    which estimate was made. FID warns (SmallSampleWarning) when a set has n <= d samples.
     """
     metrics = list(dict.fromkeys(metrics))
     unknown = [m for m in metrics if m not in KNOWN]
@@ -65,16 +69,19 @@ def evaluate(
     if "fid" in metrics:
         def _fid():
             a, b = FeatureStats.from_features(fr), FeatureStats.from_features(ff)
-            return _Reference(a.mean, a.cov, "real covariance").distance(b.mean, b.cov, "fake covariance")
+            warn_small(a, "real")
+            warn_small(b, "fake")
+            return stats_distance(a, b)
 
         values["fid"] = timed("fid", _fid)
     if "kid" in metrics:
-        # sets smaller than a subset: the exact full-set estimate (no subset spread to report)
-        subsets = kid_subsets if min(fr.n, ff.n) >= kid_subset_size else None
-        res = timed("kid", lambda: kid(fr, ff, subsets=subsets, subset_size=kid_subset_size, seed=seed))
+        res = timed("kid", lambda: kid(fr, ff, subsets=kid_subsets, subset_size=kid_subset_size, seed=kid_seed))
         values["kid"] = res.mean
         if res.std is not None:
             values["kid_std"] = res.std
+            kid_estimate = f"mean over {res.subsets} subsets of {res.subset_size} per side (seed {kid_seed})"
+        else:
+            kid_estimate = f"unbiased estimate over the full sets ({fr.n} real, {ff.n} fake); no subset spread"
     knn = [m for m in ("precision", "recall", "density", "coverage") if m in metrics]
     if knn:
         res = timed("prdc", lambda: prdc(fr, ff, k=k))
@@ -87,4 +94,6 @@ def evaluate(
         res = timed("prd", lambda: prd(fr, ff, enforce_balance=False, seed=seed))
         values["prd_f8"], values["prd_f1_8"] = res.f8, res.f1_8
     info = {"n_real": fr.n, "n_fake": ff.n, "dim": fr.dim, "k": k, "seed": seed, "seconds": timings}
+    if "kid" in metrics:
+        info["kid_estimate"] = kid_estimate
     return Report(values, info)

@@ -13,12 +13,25 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from ganmetrics import __version__
-from ganmetrics._arrays import Features, as_features, check_finite, is_path
+from ganmetrics._arrays import F64, Features, as_features, check_finite, is_path
 from ganmetrics._io import atomic_write, iter_npy_row_blocks, npy_header
 from ganmetrics._native import _core
 from ganmetrics._progress import progress_bar
 
 _BLOCK_BYTES = 64 << 20  # rows handed to the kernel per call: bounds memory and paces the progress bar
+F64_UNIT_ROUNDOFF = 2.0**-53
+
+
+def unit_roundoff_of(x: Any) -> float:
+    """Unit roundoff of the precision an array is stored in (float32: 2^-24); exact types count as float64."""
+    if type(x).__module__.startswith("torch") and hasattr(x, "dtype"):
+        import torch
+
+        return float(torch.finfo(x.dtype).eps) / 2 if x.dtype.is_floating_point else F64_UNIT_ROUNDOFF
+    dt = getattr(x, "dtype", None)
+    if dt is not None and np.dtype(dt).kind == "f":
+        return max(float(np.finfo(dt).eps) / 2, F64_UNIT_ROUNDOFF)
+    return F64_UNIT_ROUNDOFF
 
 
 def _rows_per_block(dim: int, itemsize: int) -> int:
@@ -46,6 +59,7 @@ class FeatureStats:
         self._mean = np.zeros(dim, dtype=np.float64)
         self._m2 = np.zeros((dim, dim), dtype=np.float64)  # lower triangle maintained by the kernel
         self._sigma: np.ndarray | None = None  # set only for statistics loaded without a sample count
+        self._unit_roundoff = F64_UNIT_ROUNDOFF  # the rounding the covariance carries (float64 accumulation)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -56,6 +70,13 @@ class FeatureStats:
     @property
     def mean(self) -> np.ndarray:
         return self._mean.copy()
+
+    @property
+    def cov_unit_roundoff(self) -> float:
+        """Unit roundoff of the precision the covariance carries: 2^-53 for statistics accumulated here
+        (float64 products, whatever the feature dtype); that of the stored dtype for a loaded or given
+        covariance (2^-24 for float32). The Fréchet distance treats eigenvalues within this rounding as 0."""
+        return self._unit_roundoff
 
     @property
     def cov(self) -> np.ndarray:
@@ -102,6 +123,7 @@ class FeatureStats:
             if f.dim != self.dim:
                 raise ValueError(f"batch has {f.dim} features, the statistics have {self.dim}")
             self._n = device_update(self._mean, self._m2, self._n, f)
+            self._note_gpu_products(f.code)
             return self
         if device == "cuda":
             return self._update_host_on_gpu(batch)
@@ -142,7 +164,14 @@ class FeatureStats:
         if bad:
             raise ValueError(f"{f.name} contains {bad} NaN or Inf value(s); the first is in row {first}")
         self._n = int(new_n)
+        self._note_gpu_products(f.code)
         return self
+
+    def _note_gpu_products(self, code: int) -> None:
+        """The CUDA moments kernel forms products in the input's precision (float32 syrk for float32 and
+        narrower inputs): the covariance then carries float32 rounding."""
+        if code != F64:
+            self._unit_roundoff = max(self._unit_roundoff, 2.0**-24)
 
     def _update_from_npy(self, path: str, shape: tuple, dtype: np.dtype, progress: bool) -> "FeatureStats":
         n, d = shape
@@ -179,6 +208,7 @@ class FeatureStats:
                 f"into {self.feature_extractor!r}"
             )
         self._n = int(_core.moments_merge(self._mean, self._m2, self._n, other._n, other._mean, other._m2))
+        self._unit_roundoff = max(self._unit_roundoff, other._unit_roundoff)
         self.feature_extractor = self.feature_extractor or other.feature_extractor
         return self
 
@@ -186,6 +216,7 @@ class FeatureStats:
         out = FeatureStats(self.dim, self.feature_extractor)
         out._n, out._mean, out._m2 = self._n, self._mean.copy(), self._m2.copy()
         out._sigma = None if self._sigma is None else self._sigma.copy()
+        out._unit_roundoff = self._unit_roundoff
         return out
 
     # ------------------------------------------------------------------ constructors
@@ -214,12 +245,19 @@ class FeatureStats:
 
     @classmethod
     def from_mean_cov(
-        cls, mean: Any, cov: Any, n: int | None = None, *, feature_extractor: str | None = None
+        cls, mean: Any, cov: Any, n: int | None = None, *, feature_extractor: str | None = None,
+        unit_roundoff: float | None = None,
     ) -> "FeatureStats":
-        """Statistics from a known mean and covariance (e.g. pytorch-fid's ``mu``/``sigma``)."""
+        """Statistics from a known mean and covariance (e.g. pytorch-fid's ``mu``/``sigma``).
+
+        The covariance's dtype says how much rounding it carries (a float32 ``torch.cov`` result
+        rounds at 2^-24); ``unit_roundoff`` overrides that."""
         mu = _vector(mean, "mu")
         sigma = _square(cov, "sigma", mu.shape[0])
         out = cls(mu.shape[0], feature_extractor)
+        out._unit_roundoff = unit_roundoff_of(cov) if unit_roundoff is None else float(unit_roundoff)
+        if not F64_UNIT_ROUNDOFF <= out._unit_roundoff < 1:
+            raise ValueError(f"unit_roundoff must be in [2^-53, 1), got {unit_roundoff}")
         out._mean = mu.copy()
         if n is None:
             out._n = None
@@ -316,6 +354,7 @@ class FeatureStats:
             "sigma": self.cov,
             "n": np.int64(-1 if self._n is None else self._n),
             "feature_extractor": np.str_(self.feature_extractor or ""),
+            "cov_unit_roundoff": np.float64(self._unit_roundoff),
             "ganmetrics_version": np.str_(__version__),
         }
         with atomic_write(path) as fh:
@@ -352,11 +391,22 @@ class FeatureStats:
             n_val = int(np.asarray(z["n"]).reshape(()))
             n = n_val if n_val >= 2 else None
         fx = str(np.asarray(z["feature_extractor"]).reshape(())) if "feature_extractor" in z else ""
-        return cls.from_mean_cov(mu, sigma, n, feature_extractor=fx or None)
+        u = unit_roundoff_of(z["sigma"])
+        if "cov_unit_roundoff" in z:
+            u = max(u, float(np.asarray(z["cov_unit_roundoff"], dtype=np.float64).reshape(())))
+        return cls.from_mean_cov(mu, sigma, n, feature_extractor=fx or None, unit_roundoff=u)
+
+
+def _numpy(x: Any) -> np.ndarray:
+    """A statistics array as numpy; torch tensors of any float dtype (bfloat16, requires_grad) widen to float64."""
+    if type(x).__module__.startswith("torch") and hasattr(x, "detach"):
+        t = x.detach().cpu()
+        return t.double().numpy() if t.dtype.is_floating_point else t.numpy()
+    return np.asarray(x)
 
 
 def _vector(x: Any, name: str) -> np.ndarray:
-    a = np.asarray(x)
+    a = _numpy(x)
     if a.dtype.kind not in "fiu":
         raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
     a = a.astype(np.float64)
@@ -369,8 +419,11 @@ def _vector(x: Any, name: str) -> np.ndarray:
 
 
 def _square(x: Any, name: str, dim: int) -> np.ndarray:
-    """A validated symmetric float64 matrix (C order); no copy when the input already is one."""
-    a = np.asarray(x)
+    """A validated symmetric float64 matrix (C order); no copy when the input already is one.
+
+    Asymmetry up to the rounding of the matrix's own precision is averaged away."""
+    u = unit_roundoff_of(x)
+    a = _numpy(x)
     if a.dtype.kind not in "fiu":
         raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
     if a.shape != (dim, dim):
@@ -379,7 +432,7 @@ def _square(x: Any, name: str, dim: int) -> np.ndarray:
     asym, scale, nonfinite, first = _core.symmetry_report(a)
     if nonfinite:
         raise ValueError(f"{name} contains {nonfinite} NaN or Inf value(s); the first in row {first}")
-    if asym > 1e-6 * max(scale, np.finfo(np.float64).tiny):
+    if asym > max(1e-6, 64 * u) * max(scale, np.finfo(np.float64).tiny):
         raise ValueError(f"{name} is not symmetric (largest |S - S^T| is {asym:.3g}, largest |S| is {scale:.3g})")
     if asym > 0:
         a = 0.5 * (a + a.T)

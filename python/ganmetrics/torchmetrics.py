@@ -22,8 +22,8 @@ import torch
 from torchmetrics import Metric
 
 from ganmetrics._native import _core
-from ganmetrics.metrics.frechet import _Reference
-from ganmetrics.metrics.kernel import kid
+from ganmetrics.metrics.frechet import stats_distance, warn_small
+from ganmetrics.metrics.kernel import _float32_products, kid
 from ganmetrics.metrics.knn import prdc
 from ganmetrics.stats import FeatureStats
 
@@ -108,7 +108,9 @@ class FrechetDistance(_KeepReal):
 
     def compute(self) -> torch.Tensor:
         real, fake = self._merged("real"), self._merged("fake")
-        value = _Reference(real.mean, real.cov, "real covariance").distance(fake.mean, fake.cov, "fake covariance")
+        warn_small(real, "real")
+        warn_small(fake, "fake")
+        value = stats_distance(real, fake)
         return torch.tensor(value, dtype=torch.float64)
 
 
@@ -138,22 +140,27 @@ class _FeatureLists(_KeepReal):
 
 
 class KernelDistance(_FeatureLists):
-    """KID: ``compute()`` returns (mean, std) over subsets, as torchmetrics' KernelInceptionDistance."""
+    """KID: ``compute()`` returns (mean, std) over subsets, as torchmetrics' KernelInceptionDistance.
+
+    ``precision="float32"`` forms the dot products with float32 GEMM (see :func:`ganmetrics.kid`)."""
 
     higher_is_better = False
     is_differentiable = False
     full_state_update = False
 
     def __init__(self, subsets: int = 100, subset_size: int = 1000, degree: int = 3, gamma: float | None = None,
-                 coef: float = 1.0, seed: int = 0, reset_real_features: bool = True, **kwargs: Any):
+                 coef: float = 1.0, seed: int = 2020, reset_real_features: bool = True, precision: str = "float64",
+                 **kwargs: Any):
         super().__init__(reset_real_features, **kwargs)
         self.subsets, self.subset_size, self.seed = subsets, subset_size, seed
         self.degree, self.gamma, self.coef = degree, gamma, coef
+        _float32_products(precision)  # validate now, not at compute()
+        self.precision = precision
 
     def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
         real, fake = self._gathered()
         res = kid(real, fake, subsets=self.subsets, subset_size=self.subset_size, seed=self.seed,
-                  degree=self.degree, gamma=self.gamma, coef0=self.coef)
+                  degree=self.degree, gamma=self.gamma, coef0=self.coef, precision=self.precision)
         std = res.std if res.std is not None else 0.0
         return torch.tensor(res.mean, dtype=torch.float64), torch.tensor(std, dtype=torch.float64)
 

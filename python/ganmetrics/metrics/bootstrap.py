@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ganmetrics._arrays import Features, as_features
-from ganmetrics.metrics.frechet import _Reference
+from ganmetrics.metrics.frechet import _Reference, _Side, stats_distance
 from ganmetrics.metrics.knn import _check_same_dim, prdc
 from ganmetrics.stats import FeatureStats
 
@@ -134,13 +134,13 @@ def bootstrap(
 def _fid_interval(fr, ff, real_idx, fake_idx, resample, fraction, confidence) -> Interval:
     real_full = FeatureStats.from_features(fr)
     fake_full = FeatureStats.from_features(ff)
-    ref = _Reference(real_full.mean, real_full.cov, "real covariance")
-    full = ref.distance(fake_full.mean, fake_full.cov, "fake covariance")
+    ref = _Reference(_Side.of(real_full, "real covariance"))
+    full = ref.distance(_Side.of(fake_full, "fake covariance"))
     fake_stats = FeatureStats.of_subsets(ff, fake_idx)
     if resample == "fake":
-        thetas = [ref.distance(s.mean, s.cov, "fake covariance") for s in fake_stats]
+        thetas = [ref.distance(_Side.of(s, "fake covariance")) for s in fake_stats]
     else:
         real_stats = FeatureStats.of_subsets(fr, real_idx)
-        thetas = [_Reference(r.mean, r.cov, "real covariance").distance(f.mean, f.cov, "fake covariance")
+        thetas = [stats_distance(r, f)
                   for r, f in zip(real_stats, fake_stats)]
     return _interval(full, np.asarray(thetas), fraction, confidence, RANGES["fid"])

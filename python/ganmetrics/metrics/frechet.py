@@ -6,22 +6,24 @@ is the squared 2-Wasserstein distance between Gaussians fitted to two feature se
 2017, "GANs trained by a two time-scale update rule converge to a local Nash equilibrium").
 Range [0, inf); lower is better; 0 for identical statistics.
 
-The trace term is computed in float64 from a pivoted Cholesky factor of S1 and the eigenvalues of
-the symmetric matrix L^T S2 L (clamped at 0) -- no ``scipy.linalg.sqrtm``, no eps added to the
-diagonal, never complex. A covariance that is clearly not PSD raises ValueError.
+The trace term is computed in float64 as the nuclear norm ||A1^T A2||_* of factors S = A A^T of the
+two covariances (Cholesky, pivoted Cholesky at the numerical rank, or an eigendecomposition) -- no
+``scipy.linalg.sqrtm``, no eps added to the diagonal, never complex. What counts as rounding follows
+the precision each covariance carries; a covariance that is clearly not PSD raises ValueError.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from ganmetrics._arrays import is_path
 from ganmetrics._native import _core
-from ganmetrics.stats import FeatureStats, _square, _vector
+from ganmetrics.stats import F64_UNIT_ROUNDOFF, FeatureStats, _square, _vector, unit_roundoff_of
 
 # A negative FD larger in magnitude than this fraction of tr S1 + tr S2 + |dmu|^2 is not rounding.
 _NEGATIVE_TOL = 1e-9
@@ -51,7 +53,7 @@ def _as_stats_named(x: Any, name: str) -> FeatureStats:
         raise ValueError(msg if msg.startswith(name) else f"{name}: {msg}") from None
 
 
-def _warn_small(stats: FeatureStats, name: str) -> None:
+def warn_small(stats: FeatureStats, name: str) -> None:
     if stats.n is not None and stats.n <= stats.dim:
         warnings.warn(
             f"{name} has n={stats.n} samples for d={stats.dim} features: its covariance is singular and "
@@ -61,14 +63,13 @@ def _warn_small(stats: FeatureStats, name: str) -> None:
         )
 
 
-def _combine(mu1: np.ndarray, tr1: float, mu2: np.ndarray, sigma2: np.ndarray, trace_sqrt: float) -> float:
+def _combine(mu1: np.ndarray, tr1: float, mu2: np.ndarray, tr2: float, trace_sqrt: float, rel_tol: float) -> float:
     diff = mu1 - mu2
     mean_term = float(diff @ diff)
-    tr2 = float(np.trace(sigma2))
     fd = mean_term + tr1 + tr2 - 2.0 * trace_sqrt
     if fd < 0.0:
         scale = mean_term + abs(tr1) + abs(tr2)
-        if fd < -_NEGATIVE_TOL * max(scale, np.finfo(np.float64).tiny):
+        if fd < -rel_tol * max(scale, np.finfo(np.float64).tiny):
             raise ValueError(
                 f"the Fréchet distance came out negative ({fd:.6g}); the covariances are not valid "
                 "(positive semi-definite) covariance matrices"
@@ -87,49 +88,95 @@ def _resolve_device(device: str | None, *inputs: Any) -> str:
     return device
 
 
+@dataclass(frozen=True)
+class _Side:
+    """One side of a Fréchet distance: mean, covariance, the rounding the covariance carries (the unit
+    roundoff of the precision it was computed or stored in) and, where known, its sample count."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+    name: str
+    unit_roundoff: float = F64_UNIT_ROUNDOFF
+    n: int | None = None
+
+    @classmethod
+    def of(cls, stats: FeatureStats, name: str) -> "_Side":
+        return cls(stats.mean, stats.cov, name, stats.cov_unit_roundoff, stats.n)
+
+    def tolerances(self) -> dict[str, float | int]:
+        """How far from positive semi-definite rounding can push this covariance.
+
+        float64 matrices: LAPACK's rank tolerance d * 2u on pivots, and an eigenvalue below
+        -1e-8 * largest is not rounding. Matrices carried in lower precision (float32 from
+        ``torch.cov``, float16 files) have entries rounded at u: eigenvalues within
+        4 sqrt(d) u of the largest are noise, and only one below -max(1e-8, 64 sqrt(d) u) * largest
+        (-1.7e-4 for float32 at d = 2048) is an error. A covariance of n samples has rank <= n - 1.
+        """
+        d = self.cov.shape[0]
+        u = self.unit_roundoff
+        if u <= F64_UNIT_ROUNDOFF:
+            rank_tol = 2.0 * d * u
+        else:
+            rank_tol = 4.0 * np.sqrt(d) * u
+        psd_tol = min(0.5, max(1e-8, 64.0 * np.sqrt(d) * u))
+        max_rank = -1 if self.n is None else max(0, self.n - 1)
+        return {"rank_tol": rank_tol, "psd_tol": psd_tol, "max_rank": max_rank}
+
+    def factor(self) -> Any:
+        return _core.psd_factor(self.cov, self.name, **self.tolerances())
+
+
 class _Reference:
-    """A factored reference (mu1, S1) that many candidates can be compared against.
+    """A factored reference side that many candidates can be compared against.
 
     On ``device="cuda"`` the factorization and the trace terms run in float64 on the GPU
     (cuSOLVER / cuBLAS), batched over the candidates given to :meth:`distances`.
     """
 
-    def __init__(self, mu: np.ndarray, sigma: np.ndarray, name: str, device: str = "cpu"):
-        self.mu = mu
-        self.name = name
+    def __init__(self, ref: _Side, device: str = "cpu"):
+        self.ref = ref
         self.device = device
+        self.trace = float(np.trace(ref.cov))
         if device == "cuda":
             from ganmetrics._cuda_arrays import require_cuda
 
             require_cuda("device='cuda'")
-            self.sigma = np.ascontiguousarray(sigma)
-            self.trace = float(np.trace(sigma))
         else:
-            self.factor = _core.psd_factor(sigma, name)
-            self.trace = self.factor.trace
+            self.factor = ref.factor()
 
-    def _check(self, mu2: np.ndarray, name2: str) -> None:
-        if mu2.shape != self.mu.shape:
+    def _check(self, other: _Side) -> None:
+        if other.mean.shape != self.ref.mean.shape:
             raise ValueError(
-                f"{name2} has {mu2.shape[0]} features, the reference has {self.mu.shape[0]}; "
+                f"{other.name} has {other.mean.shape[0]} features, the reference has {self.ref.mean.shape[0]}; "
                 "statistics must come from the same feature extractor"
             )
 
-    def distances(self, pairs: Sequence[tuple[np.ndarray, np.ndarray, str]]) -> list[float]:
-        for mu2, _, name2 in pairs:
-            self._check(mu2, name2)
+    def distances(self, others: Sequence[_Side]) -> list[float]:
+        for other in others:
+            self._check(other)
         if self.device == "cuda":
             from ganmetrics._native import _cuda
 
-            traces = _cuda.trace_sqrt_products(self.sigma, [np.ascontiguousarray(s) for _, s, _ in pairs], 0,
-                                               self.name, [n for _, _, n in pairs])
+            traces = _cuda.trace_sqrt_products(np.ascontiguousarray(self.ref.cov),
+                                               [np.ascontiguousarray(o.cov) for o in others], 0,
+                                               self.ref.name, [o.name for o in others])
             sqrt_terms = [t[0] for t in traces]
         else:
-            sqrt_terms = [_core.trace_sqrt_product(self.factor, s, n)[0] for _, s, n in pairs]
-        return [_combine(self.mu, self.trace, mu2, s2, t) for (mu2, s2, _), t in zip(pairs, sqrt_terms)]
+            sqrt_terms = [_core.trace_sqrt_product(self.factor, o.factor())[0] for o in others]
+        out = []
+        for other, t in zip(others, sqrt_terms):
+            rel_tol = max(_NEGATIVE_TOL, other.tolerances()["psd_tol"], self.ref.tolerances()["psd_tol"])
+            out.append(_combine(self.ref.mean, self.trace, other.mean, float(np.trace(other.cov)), t, rel_tol))
+        return out
 
-    def distance(self, mu2: np.ndarray, sigma2: np.ndarray, name2: str) -> float:
-        return self.distances([(mu2, sigma2, name2)])[0]
+    def distance(self, other: _Side) -> float:
+        return self.distances([other])[0]
+
+
+def stats_distance(a: FeatureStats, b: FeatureStats, name_a: str = "real covariance",
+                   name_b: str = "fake covariance") -> float:
+    """Fréchet distance between two FeatureStats (no extractor or sample-size checks)."""
+    return _Reference(_Side.of(a, name_a)).distance(_Side.of(b, name_b))
 
 
 def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, *, device: str | None = None) -> float:
@@ -147,13 +194,15 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, *, device: st
         raise ValueError(f"mu1 has {m1.shape[0]} entries but mu2 has {m2.shape[0]}")
     s1 = _square(sigma1, "sigma1", m1.shape[0])
     s2 = _square(sigma2, "sigma2", m2.shape[0])
-    return _Reference(m1, s1, "sigma1", device).distance(m2, s2, "sigma2")
+    a = _Side(m1, s1, "sigma1", unit_roundoff_of(sigma1))
+    b = _Side(m2, s2, "sigma2", unit_roundoff_of(sigma2))
+    return _Reference(a, device).distance(b)
 
 
 def _host(a: Any) -> Any:
     """Small statistics arrays (mean, covariance) that live on a GPU are copied to the host."""
     if type(a).__module__.startswith("torch") and getattr(a, "is_cuda", False):
-        return a.detach().cpu().numpy()
+        return a.detach().cpu()
     if hasattr(a, "__cuda_array_interface__") and hasattr(a, "get"):  # CuPy
         return a.get()
     return a
@@ -185,9 +234,9 @@ def fid(real: Any, fake: Any, *, force: bool = False, device: str | None = None)
     a = _as_stats_named(real, "real")
     b = _as_stats_named(fake, "fake")
     _check_extractors(a, b, "real", "fake", force)
-    _warn_small(a, "real")
-    _warn_small(b, "fake")
-    return _Reference(a.mean, a.cov, "real covariance", device).distance(b.mean, b.cov, "fake covariance")
+    warn_small(a, "real")
+    warn_small(b, "fake")
+    return _Reference(_Side.of(a, "real covariance"), device).distance(_Side.of(b, "fake covariance"))
 
 
 def fid_many(reference: Any, candidates: Iterable[Any] | Sequence[Any], *, force: bool = False,
@@ -201,16 +250,16 @@ def fid_many(reference: Any, candidates: Iterable[Any] | Sequence[Any], *, force
     candidates = list(candidates)
     device = _resolve_device(device, reference, *candidates)
     ref = _as_stats_named(reference, "reference")
-    _warn_small(ref, "reference")
-    factored = _Reference(ref.mean, ref.cov, "reference covariance", device)
-    pairs = []
+    warn_small(ref, "reference")
+    factored = _Reference(_Side.of(ref, "reference covariance"), device)
+    sides = []
     for i, cand in enumerate(candidates):
         name = f"candidates[{i}]"
         st = _as_stats_named(cand, name)
         _check_extractors(ref, st, "reference", name, force)
-        _warn_small(st, name)
-        pairs.append((st.mean, st.cov, f"{name} covariance"))
-    return factored.distances(pairs) if pairs else []
+        warn_small(st, name)
+        sides.append(_Side.of(st, f"{name} covariance"))
+    return factored.distances(sides) if sides else []
 
 
 class FIDInfinityResult:
@@ -255,7 +304,7 @@ def fid_infinity(
     """
     ref = _as_stats_named(real, "real")
     if ref.n is not None and ref.n <= ref.dim:
-        _warn_small(ref, "real")
+        warn_small(ref, "real")
     from ganmetrics._arrays import as_features
 
     ff = as_features(fake, "fake", min_rows=2)
@@ -272,7 +321,7 @@ def fid_infinity(
     if sizes[0] < 2 or sizes[-1] > ff.n:
         raise ValueError(f"sizes must lie in [2, {ff.n}], got [{sizes[0]}, {sizes[-1]}]")
     # One pass over the fake set; each prefix is compared with the once-factored real covariance as it forms.
-    factored = _Reference(ref.mean, ref.cov, "real covariance")
-    fids = [factored.distance(acc.mean, acc.cov, "fake covariance")
+    factored = _Reference(_Side.of(ref, "real covariance"))
+    fids = [factored.distance(_Side.of(acc, "fake covariance"))
             for acc in FeatureStats.iter_nested_prefixes(ff, sizes, seed=seed)]
     return FIDInfinityResult(sizes.astype(np.float64), np.array(fids))
