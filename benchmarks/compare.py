@@ -2,7 +2,8 @@
 
     python benchmarks/compare.py fd            # Fréchet distance at d=2048, covariance of N x 2048
     python benchmarks/compare.py prdc --n 10000 20000
-    python benchmarks/compare.py kid            # KID 100 x 1000 subsets and full-set KID, 10k x 2048
+    python benchmarks/compare.py kid            # KID 100 x 1000 subsets and full-set KID, 10k x 2048 (float64, float32)
+    python benchmarks/compare.py cmmd           # CMMD, 10k x 2048 (float64, float32) against the paper's estimator
     python benchmarks/compare.py fdinf          # FD-infinity against 15 independent FIDs
     python benchmarks/compare.py prdc --n 50000 --only ganmetrics --repeat 1
     python benchmarks/compare.py all --out benchmarks/results/cpu.json
@@ -178,6 +179,13 @@ def _kid_ganmetrics(real, fake):
     return {"mean": res.mean, "std": res.std}
 
 
+def _kid_ganmetrics_float32(real, fake):
+    import ganmetrics as gm
+
+    res = gm.kid(real, fake, subsets=100, subset_size=1000, seed=2020, precision="float32")
+    return {"mean": res.mean, "std": res.std}
+
+
 def _kid_torch_fidelity(real, fake):
     """torch-fidelity's own KID loop (imported with a torchvision stand-in: it needs torchvision only for I/O)."""
     import torch
@@ -209,6 +217,40 @@ def _kidfull_ganmetrics(real, fake):
     import ganmetrics as gm
 
     return {"mean": gm.kid(real, fake, subsets=None).mean}
+
+
+def _kidfull_ganmetrics_float32(real, fake):
+    import ganmetrics as gm
+
+    return {"mean": gm.kid(real, fake, subsets=None, precision="float32").mean}
+
+
+def _cmmd_ganmetrics(real, fake):
+    import ganmetrics as gm
+
+    return {"value": gm.cmmd(real, fake)}
+
+
+def _cmmd_ganmetrics_float32(real, fake):
+    import ganmetrics as gm
+
+    return {"value": gm.cmmd(real, fake, precision="float32")}
+
+
+def _cmmd_torch_float32(real, fake):
+    """The CMMD paper's estimator (its reference code, in torch float32): RBF sigma 10 on L2-normalised
+    embeddings, the mean of every kernel value (i = j included), times 1000."""
+    import torch
+
+    x = torch.nn.functional.normalize(torch.from_numpy(real), dim=1)
+    y = torch.nn.functional.normalize(torch.from_numpy(fake), dim=1)
+    gamma = 1.0 / (2 * 10.0**2)
+
+    def mean_kernel(a, b):
+        d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
+        return torch.exp(-gamma * d2).mean()
+
+    return {"value": float(1000 * (mean_kernel(x, x) + mean_kernel(y, y) - 2 * mean_kernel(x, y)))}
 
 
 def _kidfull_torchmetrics(real, fake):
@@ -253,10 +295,15 @@ CONTENDERS = {
     "prdc/torch-cdist-float32": ("pair", _prdc_torch_cdist),
     "radius/faiss-IndexFlatL2": ("pair", _radius_faiss),
     "kid/ganmetrics": ("pair", _kid_ganmetrics),
+    "kid/ganmetrics-float32": ("pair", _kid_ganmetrics_float32),
     "kid/torch-fidelity": ("pair", _kid_torch_fidelity),
     "kid/torchmetrics": ("pair", _kid_torchmetrics),
     "kidfull/ganmetrics": ("pair", _kidfull_ganmetrics),
+    "kidfull/ganmetrics-float32": ("pair", _kidfull_ganmetrics_float32),
     "kidfull/torchmetrics-poly_mmd": ("pair", _kidfull_torchmetrics),
+    "cmmd/ganmetrics": ("pair", _cmmd_ganmetrics),
+    "cmmd/ganmetrics-float32": ("pair", _cmmd_ganmetrics_float32),
+    "cmmd/torch-float32 (paper's estimator)": ("pair", _cmmd_torch_float32),
     "fdinf/ganmetrics": ("pair", _fdinf_ganmetrics),
     "fdinf/15-independent-fids": ("pair", _fdinf_independent),
 }
@@ -321,7 +368,7 @@ def machine() -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("suite", nargs="?", choices=["fd", "cov", "prdc", "kid", "fdinf", "all"], default="all")
+    p.add_argument("suite", nargs="?", choices=["fd", "cov", "prdc", "kid", "cmmd", "fdinf", "all"], default="all")
     p.add_argument("--child")
     p.add_argument("--n", type=int, nargs="+", default=None)
     p.add_argument("--d", type=int, default=2048)
@@ -340,6 +387,8 @@ def main() -> None:
         plan += [(name, n, 3) for n in (args.n or [10000, 50000]) for name in CONTENDERS if name.startswith("cov/")]
     if args.suite in ("kid", "all"):
         plan += [(name, n, 1) for n in (args.n or [10000]) for name in CONTENDERS if name.startswith(("kid/", "kidfull/"))]
+    if args.suite in ("cmmd", "all"):
+        plan += [(name, n, 1) for n in (args.n or [10000]) for name in CONTENDERS if name.startswith("cmmd/")]
     if args.suite in ("fdinf", "all"):
         plan += [(name, n, 1) for n in (args.n or [10000]) for name in CONTENDERS if name.startswith("fdinf/")]
     if args.suite in ("prdc", "all"):

@@ -60,14 +60,23 @@ def table(rows) -> str:
                            f"{t('radius/faiss-IndexFlatL2', n):.1f} s | — |")
             elif task:
                 out.append(f"| {task} | {t('prdc/ganmetrics', n):.1f} s | (no contender: prdc would need ~30 GB) | | |")
-    if ("kid/ganmetrics", 10000) in rows:
-        for alt, label in (("kid/torch-fidelity", "torch-fidelity (float32 numpy)"),
-                           ("kid/torchmetrics", "torchmetrics `poly_mmd` loop (float32)")):
-            add("KID, 100 subsets × 1000, 10,000 × 2048" if alt == "kid/torch-fidelity" else "", "kid/ganmetrics",
-                alt, label, 10000, "{:.1f} s")
-    if ("kidfull/ganmetrics", 10000) in rows:
-        add("KID exact over the full sets, 10,000 vs 10,000 × 2048", "kidfull/ganmetrics",
-            "kidfull/torchmetrics-poly_mmd", "torchmetrics `poly_mmd` on the full sets (float32)", 10000, "{:.1f} s")
+    for ours, label in (("kid/ganmetrics", "KID, 100 subsets × 1000, 10,000 × 2048"),
+                        ("kid/ganmetrics-float32", "KID, same, `precision=\"float32\"`")):
+        if (ours, 10000) not in rows:
+            continue
+        for alt, alt_label in (("kid/torch-fidelity", "torch-fidelity (float32 numpy)"),
+                               ("kid/torchmetrics", "torchmetrics `poly_mmd` loop (float32)")):
+            add(label if alt == "kid/torch-fidelity" else "", ours, alt, alt_label, 10000, "{:.1f} s")
+    for ours, label in (("kidfull/ganmetrics", "KID over the full sets, 10,000 vs 10,000 × 2048"),
+                        ("kidfull/ganmetrics-float32", "KID over the full sets, `precision=\"float32\"`")):
+        if (ours, 10000) in rows:
+            add(label, ours, "kidfull/torchmetrics-poly_mmd", "torchmetrics `poly_mmd` on the full sets (float32)",
+                10000, "{:.1f} s")
+    for ours, label in (("cmmd/ganmetrics", "CMMD, 10,000 vs 10,000 × 2048"),
+                        ("cmmd/ganmetrics-float32", "CMMD, `precision=\"float32\"`")):
+        if (ours, 10000) in rows:
+            add(label, ours, "cmmd/torch-float32 (paper's estimator)", "the paper's estimator in torch float32",
+                10000, "{:.1f} s")
     if ("fdinf/ganmetrics", 10000) in rows:
         add("FD∞, 15 sizes, 10,000 × 2048", "fdinf/ganmetrics", "fdinf/15-independent-fids", "15 independent FIDs",
             10000, "{:.1f} s")

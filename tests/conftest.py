@@ -60,3 +60,19 @@ def frechet_reference(mu1, s1, mu2, s2) -> float:
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def frechet_truth(x, y) -> tuple[float, float]:
+    """The float64 Fréchet distance of two feature sets and tr S1 + tr S2, exact also for n <= d.
+
+    The trace term is the nuclear norm: tr sqrt(S1^1/2 S2 S1^1/2) = ||Xc Yc^T||_* / sqrt((n1-1)(n2-1)),
+    from a float64 SVD of the n1 x n2 matrix (no square roots of clipped eigenvalue noise)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    n1, n2 = len(x), len(y)
+    nuclear = np.linalg.svd(xc @ yc.T, compute_uv=False).sum() / np.sqrt((n1 - 1) * (n2 - 1))
+    tr1 = float((xc * xc).sum()) / (n1 - 1)
+    tr2 = float((yc * yc).sum()) / (n2 - 1)
+    dm = x.mean(0) - y.mean(0)
+    return float(dm @ dm + tr1 + tr2 - 2.0 * nuclear), tr1 + tr2

@@ -6,6 +6,7 @@ the shipped reference GANs and deliberately degraded generators supply the sampl
 
 from __future__ import annotations
 
+import html
 import os
 
 import numpy as np
@@ -142,9 +143,14 @@ def test_demo_writes_a_complete_report(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--n", "400", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "ring8: final checkpoints" in out and "digits" in out
-    page = (tmp_path / "index.html").read_text()
+    page = html.unescape((tmp_path / "index.html").read_text())
     pngs = [f for f in os.listdir(tmp_path) if f.endswith(".png")]
     assert len(pngs) == 12
     for png in pngs:
         assert png in page and (tmp_path / png).stat().st_size > 5000
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+    # every figure carries its caption, and each model section its explanation
+    assert page.count("<figcaption>") == len(pngs)
+    for phrase in ("'(best)' marks", "'collapsed' is that generator", "5 critic", "cannot produce 25 disjoint",
+                   "sixth power of the feature scale"):
+        assert phrase in page

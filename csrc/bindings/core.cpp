@@ -21,6 +21,8 @@ using gm::bindings::make_view;
 using gm::bindings::opt_vector;
 using gm::bindings::OptF64;
 using gm::bindings::tiles_from;
+using gm::bindings::counter_ptr;
+using gm::bindings::OptCounter;
 
 namespace {
 
@@ -122,7 +124,8 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "knn",
       [](const py::array& x, int xcode, const py::array& y, int ycode, bool self, const OptF64& center, int64_t k,
-         const OptF64& col_weight, int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols) {
+         const OptF64& col_weight, int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols,
+         OptCounter progress) {
         gm::KnnParams p;
         p.x = make_view(x, xcode, "x");
         p.y = self ? p.x : make_view(y, ycode, "y");
@@ -130,7 +133,7 @@ PYBIND11_MODULE(_core, m) {
         p.center = opt_vector(center, p.x.cols, "center");
         p.k = k;
         p.col_weight = opt_vector(col_weight, p.y.rows, "col_weight");
-        p.tiles = tiles_from(workspace_bytes, max_tile_rows, max_tile_cols);
+        p.tiles = tiles_from(workspace_bytes, max_tile_rows, max_tile_cols, counter_ptr(progress));
         if (k < 1) throw std::invalid_argument("k must be >= 1");
         py::array_t<double> values({p.x.rows, k});
         py::array_t<int64_t> index({p.x.rows, k});
@@ -144,13 +147,13 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("x"), py::arg("xcode"), py::arg("y"), py::arg("ycode"), py::arg("self"), py::arg("center"),
       py::arg("k"), py::arg("col_weight") = py::none(), py::arg("workspace_bytes") = int64_t(256) << 20,
-      py::arg("max_tile_rows") = 0, py::arg("max_tile_cols") = 0);
+      py::arg("max_tile_rows") = 0, py::arg("max_tile_cols") = 0, py::arg("progress") = py::none());
 
   m.def(
       "cross",
       [](const py::array& x, int xcode, const py::array& y, int ycode, const OptF64& center,
          const OptF64& col_radius2, const OptF64& row_radius2, bool col_min, bool row_min, bool strict,
-         int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols) {
+         int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols, OptCounter progress) {
         gm::CrossParams p;
         p.strict = strict;
         p.x = make_view(x, xcode, "x");
@@ -158,7 +161,7 @@ PYBIND11_MODULE(_core, m) {
         p.center = opt_vector(center, p.x.cols, "center");
         p.col_radius2 = opt_vector(col_radius2, p.y.rows, "col_radius2");
         p.row_radius2 = opt_vector(row_radius2, p.x.rows, "row_radius2");
-        p.tiles = tiles_from(workspace_bytes, max_tile_rows, max_tile_cols);
+        p.tiles = tiles_from(workspace_bytes, max_tile_rows, max_tile_cols, counter_ptr(progress));
         gm::bindings::CrossOutputs out(p, col_min, row_min);
         {
           py::gil_scoped_release nogil;
@@ -169,14 +172,13 @@ PYBIND11_MODULE(_core, m) {
       py::arg("x"), py::arg("xcode"), py::arg("y"), py::arg("ycode"), py::arg("center"),
       py::arg("col_radius2") = py::none(), py::arg("row_radius2") = py::none(), py::arg("col_min") = false,
       py::arg("row_min") = false, py::arg("strict") = false, py::arg("workspace_bytes") = int64_t(256) << 20,
-      py::arg("max_tile_rows") = 0,
-      py::arg("max_tile_cols") = 0);
+      py::arg("max_tile_rows") = 0, py::arg("max_tile_cols") = 0, py::arg("progress") = py::none());
 
   m.def(
       "kernel_sum",
       [](const py::array& x, int xcode, const py::array& y, int ycode, bool self, bool include_diagonal, int kind,
          double gamma, double coef0, int degree, int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols,
-         bool float32_products) {
+         bool float32_products, OptCounter progress) {
         gm::KernelSumParams p;
         p.float32_products = float32_products;
         p.x = make_view(x, xcode, "x");
@@ -184,7 +186,7 @@ PYBIND11_MODULE(_core, m) {
         p.self = self;
         p.include_diagonal = include_diagonal;
         p.kernel = gm::KernelSpec{static_cast<gm::KernelKind>(kind), gamma, coef0, degree};
-        p.tiles = tiles_from(workspace_bytes, max_tile_rows, max_tile_cols);
+        p.tiles = tiles_from(workspace_bytes, max_tile_rows, max_tile_cols, counter_ptr(progress));
         {
           py::gil_scoped_release nogil;
           gm::kernel_sum(p);
@@ -194,16 +196,17 @@ PYBIND11_MODULE(_core, m) {
       py::arg("x"), py::arg("xcode"), py::arg("y"), py::arg("ycode"), py::arg("self"), py::arg("include_diagonal"),
       py::arg("kind"), py::arg("gamma"), py::arg("coef0") = 1.0, py::arg("degree") = 3,
       py::arg("workspace_bytes") = int64_t(256) << 20, py::arg("max_tile_rows") = 0, py::arg("max_tile_cols") = 0,
-      py::arg("float32_products") = false);
+      py::arg("float32_products") = false, py::arg("progress") = py::none());
 
   m.def(
       "mmd_subsets",
       [](const py::array& x, int xcode, const py::array& y, int ycode,
          const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& x_index,
          const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& y_index, int kind, double gamma,
-         double coef0, int degree, bool float32_products) {
+         double coef0, int degree, bool float32_products, OptCounter progress) {
         gm::MmdSubsetsParams p;
         p.float32_products = float32_products;
+        p.progress = counter_ptr(progress);
         p.x = make_view(x, xcode, "x");
         p.y = make_view(y, ycode, "y");
         if (x_index.ndim() != 2 || y_index.ndim() != 2 || x_index.shape(0) != y_index.shape(0))
@@ -228,7 +231,7 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("x"), py::arg("xcode"), py::arg("y"), py::arg("ycode"), py::arg("x_index"), py::arg("y_index"),
       py::arg("kind"), py::arg("gamma"), py::arg("coef0") = 1.0, py::arg("degree") = 3,
-      py::arg("float32_products") = false);
+      py::arg("float32_products") = false, py::arg("progress") = py::none());
 
   m.def(
       "symmetry_report",

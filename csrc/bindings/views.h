@@ -57,12 +57,24 @@ inline const double* opt_vector(const OptF64& a, int64_t len, const char* name) 
   return a->data();
 }
 
-inline gm::TileConfig tiles_from(int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols) {
+// An optional one-element int64 array that a kernel advances as it works (a Python thread reads it to
+// drive a progress bar while the GIL is released).
+using OptCounter = std::optional<py::array_t<int64_t, py::array::c_style>>;
+
+inline int64_t* counter_ptr(OptCounter& c) {
+  if (!c) return nullptr;
+  if (c->size() != 1) throw std::invalid_argument("progress counter must be a one-element int64 array");
+  return c->mutable_data();
+}
+
+inline gm::TileConfig tiles_from(int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols,
+                                 int64_t* progress = nullptr) {
   if (workspace_bytes < (1 << 20)) throw std::invalid_argument("workspace_bytes must be at least 1 MiB");
   gm::TileConfig t;
   t.workspace_bytes = workspace_bytes;
   t.max_tile_rows = max_tile_rows;
   t.max_tile_cols = max_tile_cols;
+  t.progress = progress;
   return t;
 }
 

@@ -34,8 +34,9 @@ struct PsdFactor {
   std::string method;           // "zero", "cholesky", "pivoted" or "eigen"
 };
 
-// Factor S (d x d, float64, symmetric). Throws std::invalid_argument (message starts with `name`)
-// if S is not positive semi-definite beyond tol.psd_tol; the eigenvalue in the message is S's own.
+// Factor S (d x d, float64, symmetric). S is accepted iff lambda_min(S) >= -tol.psd_tol * lambda_max(S)
+// (decided on S's own eigenvalues whenever a Cholesky factorization does not already prove S PSD);
+// otherwise std::invalid_argument, message starting with `name` and giving S's smallest eigenvalue.
 PsdFactor psd_factor(const double* S, int64_t d, const char* name, const PsdTolerance& tol);
 
 struct TraceSqrtResult {

@@ -116,10 +116,9 @@ PsdFactor psd_factor(const double* S, int64_t d, const char* name, const PsdTole
     f.max_diag = std::max(f.max_diag, v);
     min_diag = std::min(min_diag, v);
   }
-  if (min_diag < -tol.psd_tol * std::max(f.max_diag, 0.0) || f.max_diag < 0.0) {
-    throw std::invalid_argument(std::string(name) +
-                                " is not positive semi-definite: it has a negative diagonal entry (" + fmt(min_diag) +
-                                ")");
+  if (min_diag < 0.0) {  // decided on S's own eigenvalues: lambda_min >= -psd_tol * lambda_max, or an error
+    eigen_factor(S, d, name, tol, f);
+    return f;
   }
   if (f.max_diag == 0.0 || tol.max_rank == 0) {  // the zero matrix (or one sample): rank 0
     f.rank = 0;

@@ -90,7 +90,7 @@ double kernel_sum_impl(KernelSumParams& p) {
   Block<T> bx, by;
   std::vector<double> tile_sums;  // one per tile, added in tile order: deterministic for any thread count
   BlasSingleThread single;
-  for (int64_t i0 = 0; i0 < n; i0 += tr) {
+  for (int64_t i0 = 0; i0 < n; advance_progress(p.tiles.progress, std::min(tr, n - i0)), i0 += tr) {
     resize(bx, std::min(tr, n - i0), d);
     fill_rows(p.x, nullptr, i0, bx.rows, bx, 0, nt);
     for (int64_t j0 = p.self ? i0 : 0; j0 < m; j0 += tc) {
@@ -182,6 +182,7 @@ void mmd_subsets_impl(MmdSubsetsParams& p) {
     }
     const double mx = double(p.mx), my = double(p.my);
     p.out[s] = 2.0 * tx / (mx * (mx - 1.0)) + 2.0 * ty / (my * (my - 1.0)) - 2.0 * txy / (mx * my);
+    advance_progress(p.progress, 1);
   }
 }
 

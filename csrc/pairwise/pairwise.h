@@ -19,7 +19,12 @@ struct TileConfig {
   int64_t workspace_bytes = 256ll << 20;  // budget for tile buffers
   int64_t max_tile_rows = 0;              // test hooks: force small tiles (0 = from budget)
   int64_t max_tile_cols = 0;
+  int64_t* progress = nullptr;            // optional: advanced (atomically) by the rows of x finished
 };
+
+inline void advance_progress(int64_t* counter, int64_t by) {
+  if (counter) __atomic_fetch_add(counter, by, __ATOMIC_RELAXED);
+}
 
 // k smallest f(q, c) * w_c per row q of x over the rows c of y, sorted by (value, index).
 // self: y is x, and the row itself is excluded by index (the pass then computes each pair once).
@@ -100,6 +105,7 @@ struct MmdSubsetsParams {
   int64_t subsets = 0, mx = 0, my = 0;
   KernelSpec kernel;
   double* out = nullptr;  // [subsets]
+  int64_t* progress = nullptr;  // optional: advanced by the subsets finished
 };
 void mmd_subsets(MmdSubsetsParams& p);
 

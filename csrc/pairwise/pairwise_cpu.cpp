@@ -183,7 +183,7 @@ void knn(KnnParams& p) {
   const double* w = p.col_weight;
   {
     BlasSingleThread single;  // one sgemm per OpenMP task
-    for (int64_t i0 = 0; i0 < n; i0 += tr) {
+    for (int64_t i0 = 0; i0 < n; advance_progress(p.tiles.progress, std::min(tr, n - i0)), i0 += tr) {
       fill_block(p.x, p.center, i0, std::min(tr, n - i0), bx, nt);
       for (int64_t j0 = p.self ? i0 : 0; j0 < m; j0 += tc) {
         const bool diag = p.self && j0 == i0;
@@ -271,7 +271,7 @@ void cross(CrossParams& p) {
   int64_t rechecked = 0;
   {
     BlasSingleThread single;
-    for (int64_t i0 = 0; i0 < n; i0 += tr) {
+    for (int64_t i0 = 0; i0 < n; advance_progress(p.tiles.progress, std::min(tr, n - i0)), i0 += tr) {
       fill_block(p.x, p.center, i0, std::min(tr, n - i0), bx, nt);
       for (int64_t j0 = 0; j0 < m; j0 += tc) {
         fill_block(p.y, p.center, j0, std::min(tc, m - j0), by, nt);

@@ -7,6 +7,7 @@
     ganmetrics demo [--out DIR] [--train]
     ganmetrics example [--n 10000] [--dim 2048]
     ganmetrics info
+    ganmetrics --version
 
 Inputs are .npy/.npz feature files; ``fid`` also takes statistics .npz files (``mu``, ``sigma``).
 Bad input prints one line ``ganmetrics: error: ...`` and exits with status 2.
@@ -23,13 +24,18 @@ import warnings
 
 
 
+def _progress(args) -> bool | None:
+    """--quiet: no bars; otherwise bars when stderr is a terminal."""
+    return False if args.quiet else None
+
+
 def _cmd_fid(args) -> dict:
     import ganmetrics as gm
     from ganmetrics.metrics.frechet import _as_stats
 
     t0 = time.perf_counter()
-    real = _as_stats(args.real, "REAL", progress=not args.quiet)
-    fake = _as_stats(args.fake, "FAKE", progress=not args.quiet)
+    real = _as_stats(args.real, "REAL", progress=_progress(args))
+    fake = _as_stats(args.fake, "FAKE", progress=_progress(args))
     value = gm.fid(real, fake, force=args.force)
     return {"fid": value, "n_real": real.n, "n_fake": fake.n, "dim": real.dim, "seconds": time.perf_counter() - t0}
 
@@ -38,7 +44,8 @@ def _cmd_stats(args) -> dict:
     from ganmetrics.stats import FeatureStats
 
     t0 = time.perf_counter()
-    stats = FeatureStats.from_features(args.features, feature_extractor=args.feature_extractor, progress=not args.quiet)
+    stats = FeatureStats.from_features(args.features, feature_extractor=args.feature_extractor,
+                                       progress=_progress(args))
     stats.save(args.output)
     return {"output": args.output, "n": stats.n, "dim": stats.dim, "seconds": time.perf_counter() - t0}
 
@@ -47,7 +54,7 @@ def _cmd_prdc(args) -> dict:
     import ganmetrics as gm
 
     t0 = time.perf_counter()
-    res = gm.prdc(args.real, args.fake, k=args.k)
+    res = gm.prdc(args.real, args.fake, k=args.k, progress=_progress(args))
     out = {key: float(res[key]) for key in ("precision", "recall", "density", "coverage")}
     out.update({"k": args.k, "seconds": time.perf_counter() - t0})
     return out
@@ -57,29 +64,62 @@ def _cmd_compare(args) -> dict:
     import ganmetrics as gm
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    report = gm.evaluate(args.real, args.fake, metrics=metrics, k=args.k, seed=args.seed)
+    report = gm.evaluate(args.real, args.fake, metrics=metrics, k=args.k, seed=args.seed, progress=_progress(args))
     out = dict(report)
+    if "kid_estimate" in report.info:
+        out["kid_estimate"] = report.info["kid_estimate"]
     out["seconds"] = sum(report.info["seconds"].values())
     return out
 
 
+EXAMPLE_SETS = (
+    ("same distribution", {}, "a second sample of the real distribution: FID is small but not 0 (its n-dependent "
+                              "bias), and precision, recall and coverage are near 1, density near 1"),
+    ("30% of modes dropped", {"mode_drop": 0.3}, "what it does produce is realistic (precision stays high) but "
+                                                 "whole clusters are missing: recall and coverage fall, FID jumps"),
+    ("shifted off the data", {"shift": 0.05}, "every sample moved slightly off the real manifold: precision and "
+                                              "density fall first, FID grows"),  # shift scaled by sqrt(2048 / d)
+)
+
+
+def _example_kwargs(kw: dict, dim: int) -> dict:
+    """The shift's distance grows with sqrt(d): scale it so the lesson holds at any dimension."""
+    return {**kw, "shift": kw["shift"] * (2048 / dim) ** 0.5} if "shift" in kw else kw
+
+
 def _cmd_example(args) -> dict:
-    """FID and PRDC between two built-in, seeded feature sets (no files needed)."""
+    """FID and PRDC between one built-in real set and three built-in fake sets that fail in known ways."""
     import ganmetrics as gm
     from ganmetrics.datasets import inception_like_features
 
     real = inception_like_features(args.n, args.dim, seed=0)
-    fake = inception_like_features(args.n, args.dim, seed=1, shift=0.1, mode_drop=0.2)
+    real_stats = gm.FeatureStats.from_features(real)
+    out: dict = {"n": args.n, "dim": args.dim, "real": "Inception-like features (a 10-cluster mixture, 2048-d, "
+                 "non-negative, decaying spectrum) drawn with seed 0", "sets": {}}
     t0 = time.perf_counter()
-    value = gm.fid(real, fake)
-    t_fid = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    res = gm.prdc(real, fake, k=5)
-    t_prdc = time.perf_counter() - t0
-    out = {"n": args.n, "dim": args.dim, "fid": value, "fid_seconds": t_fid}
-    out.update({key: float(res[key]) for key in ("precision", "recall", "density", "coverage")})
-    out["prdc_seconds"] = t_prdc
+    for name, kw, meaning in EXAMPLE_SETS:
+        fake = inception_like_features(args.n, args.dim, seed=1, **_example_kwargs(kw, args.dim))
+        res = gm.prdc(real, fake, k=5, progress=_progress(args))
+        row = {"fid": gm.fid(real_stats, fake)}
+        row.update({key: float(res[key]) for key in ("precision", "recall", "density", "coverage")})
+        row["meaning"] = meaning
+        out["sets"][name] = row
+    out["seconds"] = time.perf_counter() - t0
     return out
+
+
+def _print_example(result: dict) -> None:
+    print(f"real set: {result['real']}; n = {result['n']} per set, d = {result['dim']}\n")
+    cols = ("fid", "precision", "recall", "density", "coverage")
+    width = max(len(name) for name in result["sets"])
+    print(f"{'fake set':<{width}}  " + "  ".join(f"{c:>9}" for c in cols))
+    for name, row in result["sets"].items():
+        print(f"{name:<{width}}  " + "  ".join(f"{row[c]:>9.4g}" for c in cols))
+    print()
+    for name, row in result["sets"].items():
+        print(f"{name}: {row['meaning']}.")
+    print(f"\n({result['seconds']:.1f} s; FID: lower is better; precision, recall, density, coverage: higher is "
+          "better, k = 5)")
 
 
 def _cmd_demo(args) -> dict:
@@ -97,83 +137,142 @@ def _cmd_info(args) -> dict:
     return gm.build_info()
 
 
-def _print(result: dict, as_json: bool) -> None:
+def _flatten(result: dict, prefix: str = "") -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = []
+    for key, value in result.items():
+        if isinstance(value, dict) and value:
+            rows += _flatten(value, f"{prefix}{key}.")
+        else:
+            rows.append((prefix + str(key), value))
+    return rows
+
+
+def _print(result: dict, as_json: bool, command: str = "") -> None:
     if as_json:
         print(json.dumps(result, indent=2, default=str))
         return
-    for key, value in result.items():
-        if isinstance(value, float):
-            print(f"{key:>12}: {value:.6g}")
-        elif isinstance(value, dict):
-            print(f"{key:>12}: {json.dumps(value, default=str)}")
-        else:
-            print(f"{key:>12}: {value}")
+    if command == "example":
+        _print_example(result)
+        return
+    rows = _flatten(result)
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        shown = f"{value:.6g}" if isinstance(value, float) else ("(none)" if value == {} else value)
+        print(f"{key:>{width}}: {shown}")
+
+
+FEATURES_HELP = ("a feature file: .npy (n x d, memory-mapped) or .npz (its array); features come from an "
+                 "encoder such as Inception's pool3")
+STATS_HELP = FEATURES_HELP + ", or a statistics .npz with mu and sigma (ganmetrics stats, pytorch-fid, clean-fid)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ganmetrics", description="Fast, exact metrics for generative models")
-    sub = p.add_subparsers(dest="command", required=True)
+    from ganmetrics import __version__
+
+    p = argparse.ArgumentParser(
+        prog="ganmetrics",
+        description="Fast, exact metrics for generative models, from feature files (README: 'Use').",
+        epilog="Bad input prints one line 'ganmetrics: error: ...' and exits with status 2.",
+    )
+    p.add_argument("--version", action="version", version=f"ganmetrics {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sp):
         sp.add_argument("--json", action="store_true", help="print the result as JSON")
-        sp.add_argument("--quiet", action="store_true", help="no progress bars")
+        sp.add_argument("--quiet", action="store_true", help="no progress bars (they show on a terminal only)")
 
-    sp = sub.add_parser("fid", help="Fréchet distance between two feature or statistics files")
-    sp.add_argument("real")
-    sp.add_argument("fake")
-    sp.add_argument("--force", action="store_true", help="compare statistics of different feature extractors")
+    def k_option(sp, default):
+        sp.add_argument("--k", type=int, default=default, metavar="K",
+                        help=f"neighbours for the k-NN radii (default {default}, as in the papers)")
+
+    sp = sub.add_parser("fid", help="Fréchet distance between two feature or statistics files",
+                        description="Fréchet distance (FID for Inception features) between two sets: lower is "
+                                    "better, 0 for identical statistics.")
+    sp.add_argument("real", metavar="REAL", help="the reference set: " + STATS_HELP)
+    sp.add_argument("fake", metavar="FAKE", help="the generated set: " + STATS_HELP)
+    sp.add_argument("--force", action="store_true",
+                    help="compare statistics recorded with different feature extractors anyway")
     common(sp)
     sp.set_defaults(func=_cmd_fid)
 
-    sp = sub.add_parser("stats", help="mean/covariance statistics of a feature file, saved as .npz")
-    sp.add_argument("features")
-    sp.add_argument("-o", "--output", required=True)
-    sp.add_argument("--feature-extractor", default=None, help="name of the network that produced the features")
+    sp = sub.add_parser("stats", help="mean/covariance statistics of a feature file, saved as .npz",
+                        description="Streaming float64 mean and covariance of a feature file, written atomically "
+                                    "as an .npz with mu and sigma (readable by pytorch-fid and clean-fid).")
+    sp.add_argument("features", metavar="FEATURES", help=FEATURES_HELP)
+    sp.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="where to write the statistics")
+    sp.add_argument("--feature-extractor", default=None, metavar="NAME",
+                    help="name of the network that produced the features, recorded in the file")
     common(sp)
     sp.set_defaults(func=_cmd_stats)
 
-    sp = sub.add_parser("prdc", help="precision, recall, density, coverage (exact k-NN)")
-    sp.add_argument("real")
-    sp.add_argument("fake")
-    sp.add_argument("--k", type=int, default=5)
+    sp = sub.add_parser("prdc", help="precision, recall, density, coverage (exact k-NN)",
+                        description="Precision and recall (Kynkäänniemi et al. 2019), density and coverage (Naeem et "
+                                    "al. 2020), every k-NN decision equal to a float64 brute force.")
+    sp.add_argument("real", metavar="REAL", help="the reference set: " + FEATURES_HELP)
+    sp.add_argument("fake", metavar="FAKE", help="the generated set: " + FEATURES_HELP)
+    k_option(sp, 5)
     common(sp)
     sp.set_defaults(func=_cmd_prdc)
 
-    sp = sub.add_parser("compare", help="several metrics at once (shared statistics and radii)")
-    sp.add_argument("real")
-    sp.add_argument("fake")
-    sp.add_argument("--metrics", default="fid,kid,precision,recall,density,coverage",
-                    help="comma-separated: fid,kid,precision,recall,density,coverage,nn1_accuracy,vendi,prd")
-    sp.add_argument("--k", type=int, default=5)
-    sp.add_argument("--seed", type=int, default=0)
+    sp = sub.add_parser("compare", help="several metrics at once (shared statistics and radii)",
+                        description="Several metrics between two feature files, sharing the work they have in common.")
+    sp.add_argument("real", metavar="REAL", help="the reference set: " + FEATURES_HELP)
+    sp.add_argument("fake", metavar="FAKE", help="the generated set: " + FEATURES_HELP)
+    sp.add_argument("--metrics", default="fid,kid,precision,recall,density,coverage", metavar="LIST",
+                    help="comma-separated, from fid,kid,precision,recall,density,coverage,nn1_accuracy,vendi,prd "
+                         "(default: fid,kid,precision,recall,density,coverage)")
+    k_option(sp, 5)
+    sp.add_argument("--seed", type=int, default=0, metavar="SEED",
+                    help="seed for PRD's k-means (KID uses torch-fidelity's subsets, seed 2020)")
     common(sp)
     sp.set_defaults(func=_cmd_compare)
 
-    sp = sub.add_parser("example", help="FID and PRDC on built-in synthetic Inception-like features")
-    sp.add_argument("--n", type=int, default=10000)
-    sp.add_argument("--dim", type=int, default=2048)
+    sp = sub.add_parser("example", help="FID and PRDC on built-in synthetic sets that fail in known ways",
+                        description="One built-in real set against three built-in fake sets (the same distribution, "
+                                    "30%% of modes dropped, shifted off the data), with what each number shows.")
+    sp.add_argument("--n", type=int, default=10000, metavar="N", help="samples per set (default 10000)")
+    sp.add_argument("--dim", type=int, default=2048, metavar="D", help="feature dimension (default 2048, Inception's)")
     common(sp)
     sp.set_defaults(func=_cmd_example)
 
-    sp = sub.add_parser("demo", help="reference GANs and degraded generators through the metric suite, HTML report")
-    sp.add_argument("--out", default="ganmetrics-demo", help="folder for the report (index.html and PNGs)")
+    sp = sub.add_parser("demo", help="reference GANs and degraded generators through the metric suite, HTML report",
+                        description="The shipped reference GANs and deliberately degraded generators through the "
+                                    "metric suite; a comparison table and an HTML report.")
+    sp.add_argument("--out", default="ganmetrics-demo", metavar="DIR", help="folder for the report (index.html, PNGs)")
     sp.add_argument("--train", action="store_true", help="train the reference GANs instead of loading the shipped ones")
-    sp.add_argument("--n", type=int, default=2000, help="samples per toy-mixture evaluation")
+    sp.add_argument("--n", type=int, default=2000, metavar="N", help="samples per toy-mixture evaluation (default 2000)")
     common(sp)
     sp.set_defaults(func=_cmd_demo)
 
-    sp = sub.add_parser("info", help="build and device information")
+    sp = sub.add_parser("info", help="version, BLAS, threads and CUDA module", description="Build and device information.")
     common(sp)
     sp.set_defaults(func=_cmd_info)
     return p
 
 
 def _check_files(args) -> None:
-    """Every named input must exist before any work starts."""
+    """Every named input must exist, and be a file, before any work starts."""
     for attr in ("real", "fake", "features"):
         path = getattr(args, attr, None)
-        if path is not None and not os.path.isfile(path):
-            raise FileNotFoundError(f"{attr.upper()}: no such file: {path}")
+        if path is None:
+            continue
+        label = attr.upper()
+        if os.path.isdir(path):
+            raise ValueError(f"{label}: {path} is a folder; this command reads a feature file (.npy or .npz)"
+                             + (" or a statistics .npz" if args.command == "fid" else "")
+                             + ", e.g. features you extracted with your encoder and saved with numpy.save")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{label}: no such file: {path}")
+
+
+# Python keywords named in library errors, and the flags that set them on the command line
+_FLAG_WORDS = {"force=True": "--force"}
+
+
+def _cli_words(message: str) -> str:
+    for keyword, flag in _FLAG_WORDS.items():
+        message = message.replace(keyword, flag)
+    return message
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,15 +282,15 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = args.func(args)
-        for w in caught:
-            print(f"ganmetrics: warning: {w.message}", file=sys.stderr)
+        for message in dict.fromkeys(str(w.message) for w in caught):  # each distinct warning once
+            print(f"ganmetrics: warning: {_cli_words(message)}", file=sys.stderr)
     except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"ganmetrics: error: {exc}", file=sys.stderr)
+        print(f"ganmetrics: error: {_cli_words(str(exc))}", file=sys.stderr)
         return 2
     except MemoryError as exc:
         print(f"ganmetrics: error: out of memory: {exc}", file=sys.stderr)
         return 2
-    _print(result, args.json)
+    _print(result, args.json, args.command)
     return 0
 
 

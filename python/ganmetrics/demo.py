@@ -330,6 +330,40 @@ def _plots(out_dir, rows, runs, samples, evaluators) -> dict[str, list[str]]:
     return figs
 
 
+# One sentence for each question a reader of the report asks, next to the thing it explains.
+TABLE_NOTE = (
+    "Rows: the final checkpoint of each loss (step = its last training step), then generators broken on purpose. "
+    "'(best)' marks the loss whose final checkpoint has the lowest FID; 'collapsed' is that generator with its "
+    "latent code scaled by 0.05, so every sample crowds around G(0): simulated mode collapse. WGAN-GP stops "
+    "earlier (1000 steps on the mixtures, 1500 on digits) because each of its generator steps takes 5 critic "
+    "steps: those runs already make 5000 and 7500 discriminator updates, more than the 3000 of the other losses."
+)
+MODEL_NOTES = {
+    "ring8": "Eight Gaussians (std 0.05) on a circle of radius 2, compared in 2-D where the truth is known.",
+    "grid25": "25 Gaussians (std 0.05) on a 5 x 5 grid with spacing 1. Every trained GAN leaves samples between "
+              "the modes: an MLP generator maps one connected Gaussian latent space continuously, so it cannot "
+              "produce 25 disjoint clusters without a trail of samples between them. That is why high_quality "
+              "and precision stay well below the true distribution's, and why FID, which only sees means and "
+              "covariances, hardly notices.",
+    "digits": "scikit-learn's 8 x 8 digits, compared in the 64-d feature space of the embedded classifier. Its "
+              "features are large (x.y / d is about 70), and KID's cubic kernel (x.y / d + 1)^3 grows with the "
+              "sixth power of the feature scale, so digit KIDs are around 1e4 where Inception features give "
+              "values near 1e-2: compare KIDs only within one feature space.",
+}
+FIGURE_NOTES = {
+    "samples": "Samples of each final and degraded generator (grey: real samples; red: generated). Look for "
+               "missing modes, samples between modes, and collapse onto a few points.",
+    "metrics_vs_step": "Each metric over training, one line per loss (FID on a log scale). Step 0 is the "
+                       "untrained generator; lines end where each run stopped.",
+    "training": "Training curves, smoothed: generator and discriminator losses (their scales differ between "
+                "losses and are not comparable across them), the gradient penalty (WGAN-GP only) and the "
+                "discriminator's gradient norm.",
+    "precision_recall": "Precision (are the samples realistic?) against recall (is the variety covered?) for every "
+                        "generator in the table: the true distribution sits near (1, 1), dropped modes move left, "
+                        "noise and blur move down, collapse goes to the bottom-left.",
+}
+
+
 def _html_table(header, body, css_class: str = "num") -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in b) + "</tr>" for b in body)
@@ -345,6 +379,7 @@ def _write_report(out_dir, rows, runs, samples, evaluators, seconds) -> None:
         "body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}",
         "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px;"
         "text-align:right}th{background:#f2f2f2}td:first-child{text-align:left}img{max-width:100%;margin:.5em 0}"
+        "figure{margin:1em 0}figcaption{font-size:13px;color:#444;max-width:60em}"
         "table.text td,table.text th{text-align:left}",
         "</style></head><body>",
         "<h1>ganmetrics demo: reference GANs through the metric suite</h1>",
@@ -359,10 +394,14 @@ def _write_report(out_dir, rows, runs, samples, evaluators, seconds) -> None:
                     [[m, w, meas, "yes" if ok else "NO"] for m, w, meas, ok in validation(rows)], "text"),
     ]
     for model in zoo.MODELS:
-        parts.append(f"<h2>{model}</h2>")
+        parts.append(f"<h2>{model}</h2><p>{html.escape(MODEL_NOTES[model])}</p>")
         header, body = _table_rows(rows, model)
-        parts.append("<h3>Final checkpoints and degraded generators</h3>" + _html_table(header, body))
-        parts += [f"<img src='{p}' alt='{p}'>" for p in figs[model]]
+        parts.append("<h3>Final checkpoints and degraded generators</h3><p>" + html.escape(TABLE_NOTE) + "</p>"
+                     + _html_table(header, body))
+        for path in figs[model]:
+            kind = path[len(model) + 1: -len(".png")]
+            parts.append(f"<figure><img src='{path}' alt='{path}'><figcaption>{html.escape(FIGURE_NOTES[kind])}"
+                         "</figcaption></figure>")
         header, body = _table_rows(rows, model, final_only=False)
         body = [b for b in body if b[1]]
         parts.append("<details><summary>every checkpoint</summary>" + _html_table(header, body) + "</details>")

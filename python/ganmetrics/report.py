@@ -42,6 +42,7 @@ class Report(dict):
 def evaluate(
     real: Any, fake: Any, metrics: Sequence[str] = DEFAULT_METRICS, *, k: int = 5, seed: int = 0,
     kid_subsets: int | None = 100, kid_subset_size: int | None = None, kid_seed: int = 2020,
+    progress: bool | None = None,
 ) -> Report:
     """Compute several metrics between two feature sets, doing shared work once.
 
@@ -50,6 +51,7 @@ def evaluate(
     :func:`ganmetrics.kid` (subsets of 1000, or of the smaller set's size; computed once over the full
     sets, with a warning, when the subsets would cover both whole sets); ``info["kid_estimate"]`` says
     which estimate was made. FID warns (SmallSampleWarning) when a set has n <= d samples.
+    ``progress``: bars for the slow steps on a terminal (None), never (False) or always (True).
     """
     metrics = list(dict.fromkeys(metrics))
     unknown = [m for m in metrics if m not in KNOWN]
@@ -68,14 +70,16 @@ def evaluate(
 
     if "fid" in metrics:
         def _fid():
-            a, b = FeatureStats.from_features(fr), FeatureStats.from_features(ff)
+            a = FeatureStats.from_features(fr, progress=progress)
+            b = FeatureStats.from_features(ff, progress=progress)
             warn_small(a, "real")
             warn_small(b, "fake")
             return stats_distance(a, b)
 
         values["fid"] = timed("fid", _fid)
     if "kid" in metrics:
-        res = timed("kid", lambda: kid(fr, ff, subsets=kid_subsets, subset_size=kid_subset_size, seed=kid_seed))
+        res = timed("kid", lambda: kid(fr, ff, subsets=kid_subsets, subset_size=kid_subset_size, seed=kid_seed,
+                                              progress=progress))
         values["kid"] = res.mean
         if res.std is not None:
             values["kid_std"] = res.std
@@ -84,14 +88,14 @@ def evaluate(
             kid_estimate = f"unbiased estimate over the full sets ({fr.n} real, {ff.n} fake); no subset spread"
     knn = [m for m in ("precision", "recall", "density", "coverage") if m in metrics]
     if knn:
-        res = timed("prdc", lambda: prdc(fr, ff, k=k))
+        res = timed("prdc", lambda: prdc(fr, ff, k=k, progress=progress))
         values.update({m: res[m] for m in knn})
     if "nn1_accuracy" in metrics:
-        values["nn1_accuracy"] = timed("nn1_accuracy", lambda: nn1_accuracy(fr, ff).accuracy)
+        values["nn1_accuracy"] = timed("nn1_accuracy", lambda: nn1_accuracy(fr, ff, progress=progress).accuracy)
     if "vendi" in metrics:
         values["vendi"] = timed("vendi", lambda: vendi(ff))
     if "prd" in metrics:
-        res = timed("prd", lambda: prd(fr, ff, enforce_balance=False, seed=seed))
+        res = timed("prd", lambda: prd(fr, ff, enforce_balance=False, seed=seed, progress=progress))
         values["prd_f8"], values["prd_f1_8"] = res.f8, res.f1_8
     info = {"n_real": fr.n, "n_fake": ff.n, "dim": fr.dim, "k": k, "seed": seed, "seconds": timings}
     if "kid" in metrics:

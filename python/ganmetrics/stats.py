@@ -102,7 +102,7 @@ class FeatureStats:
     def _fold(self, f: Features, rows: np.ndarray | None = None) -> None:
         self._n = int(_core.moments_update(self._mean, self._m2, self._n, f.array, f.code, rows))
 
-    def update(self, batch: Any, *, progress: bool = False, device: str | None = None) -> "FeatureStats":
+    def update(self, batch: Any, *, progress: bool | None = None, device: str | None = None) -> "FeatureStats":
         """Add a batch of features (n x dim): array, tensor or .npy/.npz path. Returns self.
 
         Batches on a CUDA device (torch tensors, ``__cuda_array_interface__``) are reduced on the GPU on
@@ -222,7 +222,7 @@ class FeatureStats:
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_features(
-        cls, x: Any, *, feature_extractor: str | None = None, progress: bool = False, device: str | None = None
+        cls, x: Any, *, feature_extractor: str | None = None, progress: bool | None = None, device: str | None = None
     ) -> "FeatureStats":
         """Statistics of a whole feature set (array, tensor, or .npy/.npz path); ``device`` as in :meth:`update`."""
         from ganmetrics._cuda_arrays import as_device_features, is_device_array
@@ -273,7 +273,7 @@ class FeatureStats:
     # ------------------------------------------------------------------ batched subsets
     @classmethod
     def of_subsets(
-        cls, x: Any, subsets: Sequence[Sequence[int]] | Sequence[np.ndarray], *, progress: bool = False
+        cls, x: Any, subsets: Sequence[Sequence[int]] | Sequence[np.ndarray], *, progress: bool | None = None
     ) -> list["FeatureStats"]:
         """Statistics of many (possibly overlapping) row subsets of one feature set, in one pass.
 
@@ -302,7 +302,7 @@ class FeatureStats:
         return out
 
     @classmethod
-    def by_label(cls, x: Any, labels: Any, *, progress: bool = False) -> dict[Any, "FeatureStats"]:
+    def by_label(cls, x: Any, labels: Any, *, progress: bool | None = None) -> dict[Any, "FeatureStats"]:
         """Per-class statistics ``{label: FeatureStats}`` of one feature set, in one pass."""
         f = as_features(x, "features")
         lab = np.asarray(labels)
@@ -317,7 +317,7 @@ class FeatureStats:
 
     @classmethod
     def nested_prefixes(
-        cls, x: Any, sizes: Iterable[int], *, seed: int | None = 0, progress: bool = False
+        cls, x: Any, sizes: Iterable[int], *, seed: int | None = 0, progress: bool | None = None
     ) -> list["FeatureStats"]:
         """Statistics of the first ``sizes[i]`` rows of one seeded shuffle of ``x`` (FD-infinity, learning curves).
 
@@ -328,7 +328,7 @@ class FeatureStats:
 
     @classmethod
     def iter_nested_prefixes(
-        cls, x: Any, sizes: Iterable[int], *, seed: int | None = 0, progress: bool = False
+        cls, x: Any, sizes: Iterable[int], *, seed: int | None = 0, progress: bool | None = None
     ) -> Iterator["FeatureStats"]:
         """Like :meth:`nested_prefixes`, but yields one running FeatureStats (the same object, grown
         prefix by prefix) and frees each segment's d x d state once merged: memory for one prefix."""

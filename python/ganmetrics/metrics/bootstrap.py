@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ganmetrics._arrays import Features, as_features
+from ganmetrics._progress import steps
 from ganmetrics.metrics.frechet import _Reference, _Side, stats_distance
 from ganmetrics.metrics.knn import _check_same_dim, prdc
 from ganmetrics.stats import FeatureStats
@@ -86,12 +87,14 @@ def bootstrap(
     seed: int = 0,
     k: int = 5,
     resample: str = "both",
+    progress: bool | None = None,
 ) -> dict[str, Interval]:
     """Confidence intervals for FID and/or precision, recall, density, coverage (see module doc).
 
     ``resample="fake"`` keeps the real set fixed (a fixed reference, as in benchmark tables) and
     lets FID reuse one factorization of the real covariance; ``"both"`` resamples both sets.
     Returns ``{metric: Interval}``. Seeded: the same inputs and seed give the same intervals.
+    ``progress``: a bar over the rounds on a terminal (None), never (False) or always (True).
     """
     metrics = tuple(metrics)
     unknown = [m for m in metrics if m != "fid" and m not in KNN_METRICS]
@@ -115,15 +118,16 @@ def bootstrap(
     fake_idx = [np.sort(rng.choice(ff.n, m_fake, replace=False)) for _ in range(n_boot)]
     out: dict[str, Interval] = {}
     if "fid" in metrics:
-        out["fid"] = _fid_interval(fr, ff, real_idx, fake_idx, resample, fraction, confidence)
+        out["fid"] = _fid_interval(fr, ff, real_idx, fake_idx, resample, fraction, confidence, progress)
     knn = [m for m in metrics if m in KNN_METRICS]
     if knn:
-        full = prdc(fr, ff, k=k)
+        full = prdc(fr, ff, k=k, progress=progress)
         thetas = {m: [] for m in knn}
-        for ri, fi in zip(real_idx, fake_idx):
+        for ri, fi in steps(zip(real_idx, fake_idx), n_boot, "bootstrap rounds (PRDC)", unit="rounds",
+                            progress=progress):
             sub_r = Features(fr.array[ri], fr.code, "real")
             sub_f = Features(ff.array[fi], ff.code, "fake")
-            res = prdc(sub_r, sub_f, k=k)
+            res = prdc(sub_r, sub_f, k=k, progress=False)
             for m in knn:
                 thetas[m].append(res[m])
         for m in knn:
@@ -131,16 +135,18 @@ def bootstrap(
     return out
 
 
-def _fid_interval(fr, ff, real_idx, fake_idx, resample, fraction, confidence) -> Interval:
+def _fid_interval(fr, ff, real_idx, fake_idx, resample, fraction, confidence, progress) -> Interval:
     real_full = FeatureStats.from_features(fr)
     fake_full = FeatureStats.from_features(ff)
     ref = _Reference(_Side.of(real_full, "real covariance"))
     full = ref.distance(_Side.of(fake_full, "fake covariance"))
     fake_stats = FeatureStats.of_subsets(ff, fake_idx)
+    rounds = len(fake_idx)
     if resample == "fake":
-        thetas = [ref.distance(_Side.of(s, "fake covariance")) for s in fake_stats]
+        thetas = [ref.distance(_Side.of(s, "fake covariance"))
+                  for s in steps(fake_stats, rounds, "bootstrap rounds (FID)", unit="rounds", progress=progress)]
     else:
         real_stats = FeatureStats.of_subsets(fr, real_idx)
-        thetas = [stats_distance(r, f)
-                  for r, f in zip(real_stats, fake_stats)]
+        thetas = [stats_distance(r, f) for r, f in steps(zip(real_stats, fake_stats), rounds, "bootstrap rounds (FID)",
+                                                          unit="rounds", progress=progress)]
     return _interval(full, np.asarray(thetas), fraction, confidence, RANGES["fid"])

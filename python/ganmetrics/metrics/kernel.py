@@ -14,6 +14,7 @@ import numpy as np
 
 from ganmetrics._arrays import F64, Features, as_features
 from ganmetrics._native import _core
+from ganmetrics._progress import counted
 from ganmetrics.metrics.knn import _check_same_dim, _engine_kwargs
 
 POLYNOMIAL, RBF = 0, 1
@@ -50,13 +51,25 @@ def _float32_products(precision: str) -> bool:
     return precision == "float32"
 
 
-def kernel_mmd2_unbiased(x: Features, y: Features, kind: int, gamma: float, coef0: float = 1.0, degree: int = 3,
-                         workspace_bytes: int | None = None, precision: str = "float64") -> float:
-    """Unbiased MMD^2 over the full sets: sums over i != j within sets, all pairs across."""
+def _kernel_sums(x: Features, y: Features, kind: int, gamma: float, coef0: float, degree: int, include_diagonal: bool,
+                 workspace_bytes: int | None, precision: str, progress: bool | None) -> tuple[float, float, float]:
+    """Sums of k over pairs within x, within y (both symmetric passes) and across."""
     kw = dict(_engine_kwargs(workspace_bytes), float32_products=_float32_products(precision))
-    sxx = _core.kernel_sum(x.array, x.code, x.array, x.code, True, False, kind, gamma, coef0, degree, **kw)
-    syy = _core.kernel_sum(y.array, y.code, y.array, y.code, True, False, kind, gamma, coef0, degree, **kw)
-    sxy = _core.kernel_sum(x.array, x.code, y.array, y.code, False, False, kind, gamma, coef0, degree, **kw)
+
+    def one(a: Features, b: Features, self_pass: bool, desc: str) -> float:
+        return counted(lambda c: _core.kernel_sum(a.array, a.code, b.array, b.code, self_pass, include_diagonal, kind,
+                                                  gamma, coef0, degree, **kw, progress=c),
+                       a.n, desc, progress=progress)
+
+    return (one(x, x, True, f"kernel sums within {x.name}"), one(y, y, True, f"kernel sums within {y.name}"),
+            one(x, y, False, f"kernel sums {x.name} x {y.name}"))
+
+
+def kernel_mmd2_unbiased(x: Features, y: Features, kind: int, gamma: float, coef0: float = 1.0, degree: int = 3,
+                         workspace_bytes: int | None = None, precision: str = "float64",
+                         progress: bool | None = None) -> float:
+    """Unbiased MMD^2 over the full sets: sums over i != j within sets, all pairs across."""
+    sxx, syy, sxy = _kernel_sums(x, y, kind, gamma, coef0, degree, False, workspace_bytes, precision, progress)
     m, n = x.n, y.n
     return sxx / (m * (m - 1)) + syy / (n * (n - 1)) - 2.0 * sxy / (m * n)
 
@@ -80,6 +93,7 @@ def kid(
     coef0: float = 1.0,
     precision: str = "float64",
     workspace_bytes: int | None = None,
+    progress: bool | None = None,
 ) -> KIDResult:
     """Kernel Inception Distance (Bińkowski et al. 2018, "Demystifying MMD GANs").
 
@@ -98,6 +112,7 @@ def kid(
     forms them with float32 GEMM (about 1.8x faster here) and keeps kernel values and sums in float64;
     README, "What exact means", gives the deviation measured. Lower is better; 0 for identical
     distributions. The estimate is unbiased, so small negative values are legitimate and returned as is.
+    ``progress``: a bar on a terminal (None), never (False) or always (True).
     """
     fr, ff = as_features(real, "real", min_rows=2), as_features(fake, "fake", min_rows=2)
     _check_same_dim(fr, ff)
@@ -115,7 +130,7 @@ def kid(
             )
             subsets = None
     if subsets is None:
-        value = kernel_mmd2_unbiased(fr, ff, POLYNOMIAL, g, c0, deg, workspace_bytes, precision)
+        value = kernel_mmd2_unbiased(fr, ff, POLYNOMIAL, g, c0, deg, workspace_bytes, precision, progress)
         return KIDResult(float(value), None, np.array([value]))
     # torch-fidelity's draw: RandomState(seed), for each subset fake indices then real indices
     rng = np.random.RandomState(seed)
@@ -123,8 +138,10 @@ def kid(
     for _ in range(subsets):
         fi.append(rng.choice(ff.n, subset_size, replace=False))
         ri.append(rng.choice(fr.n, subset_size, replace=False))
-    values = _core.mmd_subsets(ff.array, ff.code, fr.array, fr.code, np.stack(fi), np.stack(ri), POLYNOMIAL, g, c0,
-                               deg, f32)
+    fi, ri = np.stack(fi), np.stack(ri)
+    values = counted(lambda c: _core.mmd_subsets(ff.array, ff.code, fr.array, fr.code, fi, ri, POLYNOMIAL, g, c0, deg,
+                                                 f32, progress=c),
+                     subsets, f"KID subsets of {subset_size}", unit="subsets", progress=progress)
     return KIDResult(float(values.mean()), float(values.std()), values, subsets, subset_size)
 
 
@@ -158,7 +175,7 @@ def _l2_normalized(f: Features) -> Features:
 
 
 def cmmd(real: Any, fake: Any, *, sigma: float = 10.0, scale: float = 1000.0, normalize: bool = True,
-         precision: str = "float64", workspace_bytes: int | None = None) -> float:
+         precision: str = "float64", workspace_bytes: int | None = None, progress: bool | None = None) -> float:
     """CMMD (Jayasumana et al. 2024, "Rethinking FID: towards a better evaluation metric for image generation").
 
     MMD with the Gaussian RBF kernel exp(-|x - y|^2 / (2 sigma^2)), sigma = 10, between
@@ -173,8 +190,6 @@ def cmmd(real: Any, fake: Any, *, sigma: float = 10.0, scale: float = 1000.0, no
     if normalize:
         fr, ff = _l2_normalized(fr), _l2_normalized(ff)
     gamma = 1.0 / (2.0 * sigma * sigma)
-    kw = dict(_engine_kwargs(workspace_bytes), float32_products=_float32_products(precision))
-    kxx = _core.kernel_sum(fr.array, fr.code, fr.array, fr.code, True, True, RBF, gamma, **kw) / fr.n**2
-    kyy = _core.kernel_sum(ff.array, ff.code, ff.array, ff.code, True, True, RBF, gamma, **kw) / ff.n**2
-    kxy = _core.kernel_sum(fr.array, fr.code, ff.array, ff.code, False, True, RBF, gamma, **kw) / (fr.n * ff.n)
+    sxx, syy, sxy = _kernel_sums(fr, ff, RBF, gamma, 1.0, 3, True, workspace_bytes, precision, progress)
+    kxx, kyy, kxy = sxx / fr.n**2, syy / ff.n**2, sxy / (fr.n * ff.n)
     return float(scale * max(kxx + kyy - 2.0 * kxy, 0.0))

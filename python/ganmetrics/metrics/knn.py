@@ -24,6 +24,7 @@ import numpy as np
 
 from ganmetrics._arrays import F32, F64, Features, as_features
 from ganmetrics._native import _core
+from ganmetrics._progress import counted
 
 DEFAULT_WORKSPACE_BYTES = 256 << 20
 _tile_override: tuple[int, int] = (0, 0)
@@ -74,12 +75,16 @@ class _HostEngine:
     def center(self, *sets: Features) -> np.ndarray:
         return sum(_column_sum(f) for f in sets) / sum(f.n for f in sets)
 
-    def knn(self, x: Features, y: Features | None, k: int, center: np.ndarray, weight=None, ws=None):
+    def knn(self, x: Features, y: Features | None, k: int, center: np.ndarray, weight=None, ws=None, *,
+            progress: bool | None = False, desc: str = "k-NN pass"):
         y_arr, y_code = (x.array, x.code) if y is None else (y.array, y.code)
-        return _core.knn(x.array, x.code, y_arr, y_code, y is None, center, k, weight, **_engine_kwargs(ws))
+        return counted(lambda c: _core.knn(x.array, x.code, y_arr, y_code, y is None, center, k, weight,
+                                           **_engine_kwargs(ws), progress=c), x.n, desc, progress=progress)
 
-    def cross(self, x: Features, y: Features, center: np.ndarray, ws=None, **kw) -> dict:
-        return _core.cross(x.array, x.code, y.array, y.code, center, **kw, **_engine_kwargs(ws))
+    def cross(self, x: Features, y: Features, center: np.ndarray, ws=None, *, progress: bool | None = False,
+              desc: str = "cross pass", **kw) -> dict:
+        return counted(lambda c: _core.cross(x.array, x.code, y.array, y.code, center, **kw, **_engine_kwargs(ws),
+                                             progress=c), x.n, desc, progress=progress)
 
 
 class _DeviceEngine:
@@ -116,13 +121,13 @@ class _DeviceEngine:
             kw.pop("workspace_bytes")
         return kw
 
-    def knn(self, x, y, k: int, center: np.ndarray, weight=None, ws=None):
+    def knn(self, x, y, k: int, center: np.ndarray, weight=None, ws=None, *, progress=None, desc: str = ""):
         from ganmetrics._native import _cuda
 
         yv = self._view(x if y is None else y)
         return _cuda.knn(self._view(x), yv, y is None, center, k, weight, x.stream, **self._tiles(ws))
 
-    def cross(self, x, y, center: np.ndarray, ws=None, **kw) -> dict:
+    def cross(self, x, y, center: np.ndarray, ws=None, *, progress=None, desc: str = "", **kw) -> dict:
         from ganmetrics._native import _cuda
 
         return _cuda.cross(self._view(x), self._view(y), center, stream=x.stream, **kw, **self._tiles(ws))
@@ -178,9 +183,11 @@ def _engine_kwargs(workspace_bytes: int | None) -> dict:
     return {"workspace_bytes": wb, "max_tile_rows": _tile_override[0], "max_tile_cols": _tile_override[1]}
 
 
-def _radii2(f, k: int, center: np.ndarray, ws: int | None, eng=None) -> tuple[np.ndarray, int]:
+def _radii2(f, k: int, center: np.ndarray, ws: int | None, eng=None, progress: bool | None = False
+            ) -> tuple[np.ndarray, int]:
     """Exact squared distance of every row to its k-th nearest other row of the same set."""
-    values, _, evaluated = (eng or _HostEngine()).knn(f, None, k, center, ws=ws)
+    values, _, evaluated = (eng or _HostEngine()).knn(f, None, k, center, ws=ws, progress=progress,
+                                                      desc=f"{k}-NN radii of {f.name}")
     return np.ascontiguousarray(values[:, k - 1]), int(evaluated)
 
 
@@ -193,20 +200,22 @@ def _union(a: Features, b: Features) -> Features:
 
 
 # ---------------------------------------------------------------------------------------------- metrics
-def knn_radii(x: Any, k: int = 5, *, workspace_bytes: int | None = None) -> np.ndarray:
+def knn_radii(x: Any, k: int = 5, *, workspace_bytes: int | None = None, progress: bool | None = None) -> np.ndarray:
     """Distance from each sample to its k-th nearest neighbour in the same set (itself excluded).
 
-    Exact float64 Euclidean distances, shape (n,).
+    Exact float64 Euclidean distances, shape (n,). ``progress``: a bar on a terminal (None), never
+    (False) or always (True), as for every slow step in ganmetrics.
     """
     eng = _engine(x)
     f = eng.features(x, "x")
     k = _check_k(k, "k", f.n, "x")
-    r2, _ = _radii2(f, k, eng.center(f), workspace_bytes, eng)
+    r2, _ = _radii2(f, k, eng.center(f), workspace_bytes, eng, progress)
     return np.sqrt(r2)
 
 
 def _real_fake_pass(real: Any, fake: Any, k: Any, *, fake_radii: bool, col_min: bool, strict: bool,
-                    workspace_bytes: int | None) -> tuple[dict, np.ndarray, Features, dict]:
+                    workspace_bytes: int | None, progress: bool | None = None
+                    ) -> tuple[dict, np.ndarray, Features, dict]:
     """Validation, the k-NN radius passes and one fake x real cross pass shared by the PRDC metrics.
 
     Returns the cross pass's outputs, the real squared radii, the fake features and diagnostics.
@@ -218,18 +227,19 @@ def _real_fake_pass(real: Any, fake: Any, k: Any, *, fake_radii: bool, col_min: 
     if fake_radii:
         _check_k(k, "k", ff.n, "fake")
     center = eng.center(fr, ff)
-    real_r2, evaluated = _radii2(fr, k, center, workspace_bytes, eng)
+    real_r2, evaluated = _radii2(fr, k, center, workspace_bytes, eng, progress)
     fake_r2 = None
     if fake_radii:
-        fake_r2, ev = _radii2(ff, k, center, workspace_bytes, eng)
+        fake_r2, ev = _radii2(ff, k, center, workspace_bytes, eng, progress)
         evaluated += ev
     out = eng.cross(ff, fr, center, workspace_bytes, col_radius2=real_r2, row_radius2=fake_r2, col_min=col_min,
-                    strict=bool(strict))
+                    strict=bool(strict), progress=progress, desc="fake x real pass")
     info = {"k": k, "strict": bool(strict), "rechecked_pairs": int(out["rechecked"]), "exact_knn_evaluations": evaluated}
     return out, real_r2, ff, info
 
 
-def prdc(real: Any, fake: Any, k: int = 5, *, strict: bool = False, workspace_bytes: int | None = None) -> MetricResult:
+def prdc(real: Any, fake: Any, k: int = 5, *, strict: bool = False, workspace_bytes: int | None = None,
+         progress: bool | None = None) -> MetricResult:
     """Precision, recall, density and coverage with k nearest neighbours, from one cross pass.
 
     - precision (Kynkäänniemi et al. 2019): fraction of fake samples inside some real k-NN ball.
@@ -242,7 +252,7 @@ def prdc(real: Any, fake: Any, k: int = 5, *, strict: bool = False, workspace_by
     uses the ``prdc`` package's strict ``<`` for every inclusion (including coverage) instead of ``<=``.
     """
     out, real_r2, ff, info = _real_fake_pass(real, fake, k, fake_radii=True, col_min=True, strict=strict,
-                                             workspace_bytes=workspace_bytes)
+                                             workspace_bytes=workspace_bytes, progress=progress)
     count = out["row_count"]
     covered = out["col_min"] < real_r2 if strict else out["col_min"] <= real_r2
     values = {
@@ -254,19 +264,21 @@ def prdc(real: Any, fake: Any, k: int = 5, *, strict: bool = False, workspace_by
     return MetricResult(values, info)
 
 
-def precision_recall(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | None = None) -> MetricResult:
+def precision_recall(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | None = None,
+                     progress: bool | None = None) -> MetricResult:
     """Improved precision and recall (Kynkäänniemi et al. 2019), k = 3 as in the paper.
 
     Precision: fraction of fake samples inside the real manifold (union of real k-NN balls);
     recall: fraction of real samples inside the fake manifold. Both in [0, 1], higher is better.
     """
     out, _, _, info = _real_fake_pass(real, fake, k, fake_radii=True, col_min=False, strict=False,
-                                      workspace_bytes=workspace_bytes)
+                                      workspace_bytes=workspace_bytes, progress=progress)
     values = {"precision": float(np.mean(out["row_count"] > 0)), "recall": float(np.mean(out["col_any"]))}
     return MetricResult(values, info)
 
 
-def density_coverage(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int | None = None) -> MetricResult:
+def density_coverage(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int | None = None,
+                     progress: bool | None = None) -> MetricResult:
     """Density and coverage (Naeem et al. 2020), k = 5 as in the paper; only real k-NN balls are needed.
 
     Density: mean count of real balls containing each fake sample, divided by k (about 1 when the
@@ -274,7 +286,7 @@ def density_coverage(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int |
     samples whose ball contains at least one fake sample, in [0, 1]. Higher is better.
     """
     out, real_r2, ff, info = _real_fake_pass(real, fake, k, fake_radii=False, col_min=True, strict=False,
-                                             workspace_bytes=workspace_bytes)
+                                             workspace_bytes=workspace_bytes, progress=progress)
     values = {
         "density": float(out["row_count"].sum() / (info["k"] * ff.n)),
         "coverage": float(np.mean(out["col_min"] <= real_r2)),
@@ -282,7 +294,8 @@ def density_coverage(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int |
     return MetricResult(values, info)
 
 
-def realism_score(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | None = None) -> np.ndarray:
+def realism_score(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | None = None,
+                  progress: bool | None = None) -> np.ndarray:
     """Realism score of every fake sample (Kynkäänniemi et al. 2019, section 5).
 
     R(g) = max over real r of radius_k(r) / |g - r|, over the real samples whose k-NN radius is at
@@ -295,12 +308,12 @@ def realism_score(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | No
     _check_same_dim(fr, ff)
     k = _check_k(k, "k", fr.n, "real")
     center = eng.center(fr, ff)
-    real_r2, _ = _radii2(fr, k, center, workspace_bytes, eng)
+    real_r2, _ = _radii2(fr, k, center, workspace_bytes, eng, progress)
     kept = (real_r2 <= np.median(real_r2)) & (real_r2 > 0)
     if not kept.any():
         raise ValueError("every real k-NN radius is 0 (too many duplicated real samples for this k)")
     weight = np.where(kept, 1.0 / np.where(kept, real_r2, 1.0), 0.0)
-    values, _, _ = eng.knn(ff, fr, 1, center, weight, workspace_bytes)
+    values, _, _ = eng.knn(ff, fr, 1, center, weight, workspace_bytes, progress=progress, desc="fake x real pass")
     best = values[:, 0]  # min over kept r of |g - r|^2 / radius(r)^2
     with np.errstate(divide="ignore"):
         score = 1.0 / np.sqrt(best)
@@ -310,7 +323,8 @@ def realism_score(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | No
     return score
 
 
-def nn1_accuracy(real: Any, fake: Any, *, workspace_bytes: int | None = None) -> MetricResult:
+def nn1_accuracy(real: Any, fake: Any, *, workspace_bytes: int | None = None,
+                 progress: bool | None = None) -> MetricResult:
     """Leave-one-out 1-nearest-neighbour two-sample test accuracy on the union of both sets.
 
     Each sample is classified real/fake by its nearest other sample. 0.5 is ideal (the sets are
@@ -323,9 +337,10 @@ def nn1_accuracy(real: Any, fake: Any, *, workspace_bytes: int | None = None) ->
     _check_same_dim(fr, ff)
     center = eng.center(fr, ff)
     # nearest neighbour within each set (self excluded) and across: one cross pass gives both directions
-    d_rr, _ = _radii2(fr, 1, center, workspace_bytes, eng)
-    d_ff, _ = _radii2(ff, 1, center, workspace_bytes, eng)
-    out = eng.cross(fr, ff, center, workspace_bytes, row_min=True, col_min=True)
+    d_rr, _ = _radii2(fr, 1, center, workspace_bytes, eng, progress)
+    d_ff, _ = _radii2(ff, 1, center, workspace_bytes, eng, progress)
+    out = eng.cross(fr, ff, center, workspace_bytes, row_min=True, col_min=True, progress=progress,
+                    desc="real x fake pass")
     real_ok = d_rr <= out["row_min"]  # a tie goes to the real neighbour (lower union index)
     fake_ok = d_ff < out["col_min"]
     values = {
@@ -336,7 +351,8 @@ def nn1_accuracy(real: Any, fake: Any, *, workspace_bytes: int | None = None) ->
     return MetricResult(values, {"n_real": fr.n, "n_fake": ff.n})
 
 
-def memorization(train: Any, fake: Any, *, workspace_bytes: int | None = None) -> MetricResult:
+def memorization(train: Any, fake: Any, *, workspace_bytes: int | None = None,
+                 progress: bool | None = None) -> MetricResult:
     """Copy detection: generated samples closer to a training sample than its own nearest neighbour.
 
     A fake sample g is flagged when some training sample t has |g - t| <= |t - NN(t)|, the distance
@@ -348,8 +364,9 @@ def memorization(train: Any, fake: Any, *, workspace_bytes: int | None = None) -
     ft, ff = eng.features(train, "train"), eng.features(fake, "fake")
     _check_same_dim(ft, ff)
     center = eng.center(ft, ff)
-    train_r2, _ = _radii2(ft, 1, center, workspace_bytes, eng)
-    out = eng.cross(ff, ft, center, workspace_bytes, col_radius2=train_r2, row_min=True)
+    train_r2, _ = _radii2(ft, 1, center, workspace_bytes, eng, progress)
+    out = eng.cross(ff, ft, center, workspace_bytes, col_radius2=train_r2, row_min=True, progress=progress,
+                    desc="fake x train pass")
     flagged = out["row_count"] > 0
     values = {
         "fraction": float(flagged.mean()),
