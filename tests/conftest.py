@@ -63,7 +63,10 @@ def rng():
 
 
 def frechet_truth(x, y) -> tuple[float, float]:
-    """The float64 Fréchet distance of two feature sets and tr S1 + tr S2, exact also for n <= d.
+    """The float64 Fréchet distance of two feature sets and its tolerance scale, exact also for n <= d.
+
+    The scale is tr S1 + tr S2, plus 1e-4 * (|mu1|^2 + |mu2|^2) so that 1e-9 * scale also admits the float64
+    rounding of the mean term (1e-13 of the squared means: means accumulated in another order differ there).
 
     The trace term is the nuclear norm: tr sqrt(S1^1/2 S2 S1^1/2) = ||Xc Yc^T||_* / sqrt((n1-1)(n2-1)),
     from a float64 SVD of the n1 x n2 matrix (no square roots of clipped eigenvalue noise)."""
@@ -74,5 +77,6 @@ def frechet_truth(x, y) -> tuple[float, float]:
     nuclear = np.linalg.svd(xc @ yc.T, compute_uv=False).sum() / np.sqrt((n1 - 1) * (n2 - 1))
     tr1 = float((xc * xc).sum()) / (n1 - 1)
     tr2 = float((yc * yc).sum()) / (n2 - 1)
-    dm = x.mean(0) - y.mean(0)
-    return float(dm @ dm + tr1 + tr2 - 2.0 * nuclear), tr1 + tr2
+    mx, my = x.mean(0), y.mean(0)
+    dm = mx - my
+    return float(dm @ dm + tr1 + tr2 - 2.0 * nuclear), tr1 + tr2 + 1e-4 * float(mx @ mx + my @ my)

@@ -54,11 +54,13 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "moments_update",
       [](F64Array mean, F64Array m2, int64_t n, const py::array& x, int dtype_code,
-         std::optional<py::array_t<int64_t, py::array::c_style | py::array::forcecast>> rows, int64_t chunk_rows) {
+         std::optional<py::array_t<int64_t, py::array::c_style | py::array::forcecast>> rows, int64_t chunk_rows,
+         OptCounter progress) {
         gm::MomentsState st = gm::bindings::moments_state(mean, m2, n);
         gm::MomentsUpdateParams p;
         p.x = make_view(x, dtype_code, "features");
         p.chunk_rows = chunk_rows;
+        p.progress = counter_ptr(progress);
         if (rows) {
           p.rows = rows->data();
           p.num_rows = rows->shape(0);
@@ -67,10 +69,10 @@ PYBIND11_MODULE(_core, m) {
           py::gil_scoped_release nogil;
           gm::moments_update(st, p);
         }
-        return st.n;
+        return py::make_tuple(st.n, p.nonfinite, p.first_nonfinite);
       },
       py::arg("mean"), py::arg("m2"), py::arg("n"), py::arg("x"), py::arg("dtype"), py::arg("rows") = py::none(),
-      py::arg("chunk_rows") = 0);
+      py::arg("chunk_rows") = 0, py::arg("progress") = py::none());
 
   m.def(
       "moments_merge",

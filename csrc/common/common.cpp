@@ -44,6 +44,16 @@ void load_row(const MatView& v, int64_t r, const double* shift, T* out) {
 template void load_row<float>(const MatView&, int64_t, const double*, float*);
 template void load_row<double>(const MatView&, int64_t, const double*, double*);
 
+template <typename T>
+void load_row_cols(const MatView& v, int64_t r, int64_t c0, int64_t c1, const double* shift, T* out) {
+  MatView part = v;
+  part.cols = c1 - c0;
+  part.data = static_cast<const char*>(v.data) + c0 * v.col_stride * int64_t(dtype_size(v.dtype));
+  load_row<T>(part, r, shift ? shift + c0 : nullptr, out);
+}
+
+template void load_row_cols<double>(const MatView&, int64_t, int64_t, int64_t, const double*, double*);
+
 static int g_threads = 0;
 
 // The OpenMP default (OMP_NUM_THREADS or the core count) as seen when first asked, before any override.

@@ -11,6 +11,8 @@ namespace gm {
 
 enum class DType : int { F16 = 0, BF16 = 1, F32 = 2, F64 = 3 };
 
+inline size_t dtype_size(DType t) { return t == DType::F64 ? 8 : t == DType::F32 ? 4 : 2; }
+
 inline const char* dtype_name(DType t) {
   switch (t) {
     case DType::F16: return "float16";
@@ -94,6 +96,15 @@ inline T load(const MatView& v, int64_t r, int64_t c) {
 // Row r of a view converted to T, minus `shift` (may be null), written to out[0..cols).
 template <typename T>
 void load_row(const MatView& v, int64_t r, const double* shift, T* out);
+
+// Columns [c0, c1) of row r, minus shift[c0..c1) (shift may be null), written to out[0..c1-c0).
+template <typename T>
+void load_row_cols(const MatView& v, int64_t r, int64_t c0, int64_t c1, const double* shift, T* out);
+
+// Advance an optional progress counter that another thread reads (null: nothing to do).
+inline void advance_progress(int64_t* counter, int64_t by) {
+  if (counter) __atomic_fetch_add(counter, by, __ATOMIC_RELAXED);
+}
 
 // Threads used by the OpenMP loops and by BLAS. 0 = library default.
 int num_threads();

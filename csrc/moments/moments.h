@@ -1,9 +1,9 @@
 // Streaming mean and covariance (the "moments" kernel family).
 //
 // State is (n, mean, M2) in float64, M2 = sum_i (x_i - mean)(x_i - mean)^T; only its lower triangle
-// is maintained (row-major d x d). Each chunk of rows is centred on its own float64 mean, its
-// scatter matrix is computed with BLAS syrk in the working precision (float32 for float16/bfloat16/
-// float32 input, float64 for float64 input), and the chunk is merged with Chan's parallel formula.
+// is maintained (row-major d x d). The rows of an update are centred on one float64 shift, their products
+// accumulated by float64 BLAS syrk whatever the input dtype, and the update is merged into the state with
+// Chan's parallel formula.
 #pragma once
 
 #include <cstdint>
@@ -24,9 +24,13 @@ struct MomentsUpdateParams {
   const int64_t* rows = nullptr; // optional row indices into x
   int64_t num_rows = 0;          // number of indices in `rows`
   int64_t chunk_rows = 0;        // rows per syrk chunk (0 = default)
+  int64_t* progress = nullptr;   // optional: advanced (atomically) by the rows folded in
+  // out: NaN/Inf values found while reading; when any is found the state is left unchanged
+  int64_t nonfinite = 0;
+  int64_t first_nonfinite = -1;  // position (within the rows of this update) of the first row holding one
 };
 
-void moments_update(MomentsState& state, const MomentsUpdateParams& p);
+void moments_update(MomentsState& state, MomentsUpdateParams& p);
 
 // state <- state (+) (nb, mean_b, m2_b), Chan et al.'s pairwise update.
 void moments_merge(MomentsState& state, int64_t nb, const double* mean_b, const double* m2_b);

@@ -22,10 +22,6 @@ struct TileConfig {
   int64_t* progress = nullptr;            // optional: advanced (atomically) by the rows of x finished
 };
 
-inline void advance_progress(int64_t* counter, int64_t by) {
-  if (counter) __atomic_fetch_add(counter, by, __ATOMIC_RELAXED);
-}
-
 // k smallest f(q, c) * w_c per row q of x over the rows c of y, sorted by (value, index).
 // self: y is x, and the row itself is excluded by index (the pass then computes each pair once).
 struct KnnParams {

@@ -13,10 +13,10 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from ganmetrics import __version__
-from ganmetrics._arrays import F64, Features, as_features, check_finite, is_path
+from ganmetrics._arrays import F64, Features, as_features, is_path
 from ganmetrics._io import atomic_write, iter_npy_row_blocks, npy_header
 from ganmetrics._native import _core
-from ganmetrics._progress import progress_bar
+from ganmetrics._progress import counted, progress_bar
 
 _BLOCK_BYTES = 64 << 20  # rows handed to the kernel per call: bounds memory and paces the progress bar
 F64_UNIT_ROUNDOFF = 2.0**-53
@@ -99,8 +99,18 @@ class FeatureStats:
         if self._sigma is not None:
             raise ValueError("these statistics were loaded without a sample count ('n'); they cannot be updated")
 
-    def _fold(self, f: Features, rows: np.ndarray | None = None) -> None:
-        self._n = int(_core.moments_update(self._mean, self._m2, self._n, f.array, f.code, rows))
+    def _fold(self, f: Features, rows: np.ndarray | None = None, *, offset: int = 0, progress: Any = None,
+              desc: str = "statistics") -> None:
+        """Fold rows of ``f`` (all, or ``rows``) in; the kernel scans for NaN/Inf as it reads and leaves the
+        state unchanged when it finds any. ``offset`` is added to the row reported in that error."""
+        total = f.n if rows is None else len(rows)
+        n, bad, first = counted(lambda c: _core.moments_update(self._mean, self._m2, self._n, f.array, f.code, rows,
+                                                               progress=c),
+                                total, desc, progress=progress)
+        if bad:
+            row = offset + (first if rows is None else int(rows[first]))
+            raise ValueError(f"{f.name} contains {bad} NaN or Inf value(s); the first is in row {row}")
+        self._n = int(n)
 
     def update(self, batch: Any, *, progress: bool | None = None, device: str | None = None) -> "FeatureStats":
         """Add a batch of features (n x dim): array, tensor or .npy/.npz path. Returns self.
@@ -135,22 +145,7 @@ class FeatureStats:
                 return self._update_from_npy(os.fspath(batch), shape, dtype, progress)
         f = as_features(batch, "batch", check=False)
         self._check_dim(f)
-        block = _rows_per_block(f.dim, f.array.itemsize)
-        if f.n <= block:
-            check_finite(f)
-            self._fold(f)
-            return self
-        saved = (self._n, self._mean.copy(), self._m2.copy())
-        try:
-            with progress_bar(f.n, "statistics", enabled=progress) as bar:
-                for a, b in f.chunks(block):
-                    part = Features(f.array[a:b], f.code, f.name)
-                    check_finite(part, offset=a)
-                    self._fold(part)
-                    bar.update(b - a)
-        except BaseException:
-            self._n, self._mean[...], self._m2[...] = saved
-            raise
+        self._fold(f, progress=progress)  # one kernel call; it checks for NaN/Inf and is atomic
         return self
 
     def _update_host_on_gpu(self, batch: Any) -> "FeatureStats":
@@ -181,9 +176,7 @@ class FeatureStats:
         try:
             with progress_bar(n, f"statistics of {os.path.basename(path)}", enabled=progress) as bar:
                 for start, block in iter_npy_row_blocks(path, _rows_per_block(d, dtype.itemsize)):
-                    part = as_features(block, path, check=False)
-                    check_finite(part, offset=start)
-                    self._fold(part)
+                    self._fold(as_features(block, path, check=False), offset=start, progress=False)
                     bar.update(len(block))
         except BaseException:
             self._n, self._mean[...], self._m2[...] = saved
@@ -297,7 +290,7 @@ class FeatureStats:
                 for st, rows in zip(out, idx):
                     lo, hi = np.searchsorted(rows, [a, b])
                     if hi > lo:
-                        st._fold(f, rows[lo:hi])
+                        st._fold(f, rows[lo:hi], progress=False)
                 bar.update(b - a)
         return out
 
