@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import importlib.util
 
+import os
+
 import numpy as np
 import pytest
 from _torchvision_stub import import_with_stub
+from hypothesis import settings
+
+# Property tests draw the same examples on every run (derandomize), so a CI failure reproduces locally, and a
+# failure prints the blob that replays it. HYPOTHESIS_PROFILE=explore draws fresh random examples instead.
+settings.register_profile("ci", derandomize=True, print_blob=True, deadline=None)
+settings.register_profile("explore", deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # torch-fidelity installed without torchvision (as the compat tests install it, with --no-deps) makes
 # `import torchmetrics` fail, because torchmetrics imports torch-fidelity when it is present. Importing

@@ -1,6 +1,7 @@
 """Each drop-in shim against the original package, wherever the original installs here."""
 
 import importlib.util
+import inspect
 import multiprocessing as mp
 import os
 
@@ -25,7 +26,7 @@ def test_pytorch_fid_well_conditioned(rng):
     ours = pytorch_fid.calculate_frechet_distance(*stats(x), *stats(y))
     assert isinstance(ours, np.float64)
     assert ours == pytest.approx(pf.calculate_frechet_distance(*stats(x), *stats(y)), rel=1e-9)
-    mu, sigma = pytorch_fid.calculate_activation_statistics(x.astype(np.float32))
+    mu, sigma = pytorch_fid.statistics_from_activations(x.astype(np.float32))
     np.testing.assert_allclose(sigma, np.cov(x.astype(np.float32), rowvar=False), rtol=1e-6, atol=1e-7)
     assert pytorch_fid.calculate_frechet_distance(1.0, 2.0, 0.0, 2.0) == pytest.approx(1.0)  # scalars, as pytorch-fid
 
@@ -196,3 +197,79 @@ def test_distributed_sync_equals_one_process(tmp_path):
     ref = gm.prdc(real, fake, k=4)
     assert got[0] == pytest.approx(gm.fid(real, fake), rel=1e-9)
     np.testing.assert_array_equal(got[1:], [ref.precision, ref.recall, ref.density, ref.coverage])
+
+
+# ------------------------------------------------------------------ same names, same signatures, same types
+SHIMS = [("pytorch_fid", "pytorch_fid.fid_score"), ("clean_fid", "cleanfid.fid"), ("prdc", "prdc"),
+         ("torch_fidelity", "torch_fidelity")]
+
+
+def compatible(ours: inspect.Signature, theirs: inspect.Signature) -> bool:
+    """Every parameter of the original, in order, with its kind and default; ours may only add
+    parameters that have defaults (or take **kwargs where the original does)."""
+    o = list(ours.parameters.values())
+    t = list(theirs.parameters.values())
+    if t and t[-1].kind is inspect.Parameter.VAR_KEYWORD:  # torch-fidelity: calculate_metrics(**kwargs)
+        return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in o)
+    if len(o) < len(t):
+        return False
+    for a, b in zip(o, t):
+        if (a.name, a.kind, a.default) != (b.name, b.kind, b.default):
+            return False
+    return all(p.default is not inspect.Parameter.empty or p.kind is inspect.Parameter.VAR_KEYWORD for p in o[len(t):])
+
+
+@pytest.mark.parametrize("ours_name, theirs_name", SHIMS)
+def test_every_shim_has_the_original_signature(ours_name, theirs_name):
+    theirs = original(theirs_name)
+    ours = importlib.import_module(f"ganmetrics.compat.{ours_name}")
+    shared = [n for n in ours.__all__ if hasattr(theirs, n)]
+    assert shared, f"no function of {theirs_name} is shimmed"
+    for name in shared:
+        assert compatible(inspect.signature(getattr(ours, name)), inspect.signature(getattr(theirs, name))), name
+
+
+def test_shims_return_the_originals_types(rng):
+    a, b = rng.standard_normal((300, 8)), rng.standard_normal((280, 8)) + 0.2
+    stats = (a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    pf, cf, pr = original("pytorch_fid.fid_score"), original("cleanfid.fid"), original("prdc")
+    assert type(pytorch_fid.calculate_frechet_distance(*stats)) is type(pf.calculate_frechet_distance(*stats))
+    assert type(clean_fid.frechet_distance(*stats)) is type(cf.frechet_distance(*stats))
+    assert type(clean_fid.kernel_distance(a, b, num_subsets=3, max_subset_size=100)) is \
+        type(cf.kernel_distance(a, b, num_subsets=3, max_subset_size=100))
+    theirs, ours = pr.compute_prdc(a, b, 3), prdc_shim.compute_prdc(a, b, 3)
+    assert list(ours) == list(theirs) and [type(v) for v in ours.values()] == [type(v) for v in theirs.values()]
+
+
+@pytest.mark.skipif(tm is None, reason="torchmetrics is not installed")
+def test_metric_classes_match_torchmetrics_own(rng):
+    """ganmetrics.torchmetrics against torchmetrics' FrechetInceptionDistance / KernelInceptionDistance, both fed
+    features through an identity 'extractor' (torchmetrics accepts any nn.Module with num_features)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    d = 8
+
+    class Identity(torch.nn.Module):
+        num_features = d
+
+        def forward(self, x):
+            return x
+
+    real = torch.from_numpy(rng.standard_normal((500, d)))
+    fake = torch.from_numpy(rng.standard_normal((500, d)) * 1.2 + 0.3)
+    # KID with one subset of all 500 samples per side: both draw every sample, so both give the full-set
+    # unbiased MMD, whatever order their random draws put the rows in
+    metrics = [(FrechetInceptionDistance(feature=Identity()), tm.FrechetDistance(d)),
+               (KernelInceptionDistance(feature=Identity(), subsets=1, subset_size=500),
+                tm.KernelDistance(subsets=1, subset_size=500))]
+    for pair in metrics:
+        for m in pair:
+            for a in range(0, 500, 200):  # uneven batches
+                m.update(real[a:a + 200], real=True)
+                m.update(fake[a:a + 200], real=False)
+    (theirs_fid, ours_fid), (theirs_kid, ours_kid) = metrics
+    assert float(ours_fid.compute()) == pytest.approx(float(theirs_fid.compute()), rel=1e-6)
+    with pytest.warns(UserWarning, match="cover both whole sets"):
+        ours_mean, _ = ours_kid.compute()
+    assert float(ours_mean) == pytest.approx(float(theirs_kid.compute()[0]), rel=1e-6)

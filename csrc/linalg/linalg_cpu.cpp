@@ -197,6 +197,51 @@ constexpr double kGramConditionLimit = 1e-9;
 
 }  // namespace
 
+// An upper bound on lambda_min(G) / lambda_max(G) for G = C^T C, C = L1^T L2 (both lower triangular, d x d):
+// a few steps of inverse iteration give a Rayleigh quotient >= lambda_min, of power iteration one <= lambda_max.
+// Each step is four triangular solves or products with L1 and L2 (O(d^2)); the start vector is fixed.
+double gram_condition_upper(const double* L1, const double* L2, int64_t d) {
+  const auto apply_c = [&](std::vector<double>& v) {  // v <- C v = L1^T (L2 v)
+    scipy_cblas_dtrmv(CblasColMajor, CblasLower, CblasNoTrans, CblasNonUnit, blasint(d), L2, blasint(d), v.data(), 1);
+    scipy_cblas_dtrmv(CblasColMajor, CblasLower, CblasTrans, CblasNonUnit, blasint(d), L1, blasint(d), v.data(), 1);
+  };
+  const auto apply_ct = [&](std::vector<double>& v) {  // v <- C^T v = L2^T (L1 v)
+    scipy_cblas_dtrmv(CblasColMajor, CblasLower, CblasNoTrans, CblasNonUnit, blasint(d), L1, blasint(d), v.data(), 1);
+    scipy_cblas_dtrmv(CblasColMajor, CblasLower, CblasTrans, CblasNonUnit, blasint(d), L2, blasint(d), v.data(), 1);
+  };
+  const auto solve_g = [&](std::vector<double>& v) {  // v <- G^-1 v = L2^-1 L1^-T L1^-1 L2^-T v
+    scipy_cblas_dtrsv(CblasColMajor, CblasLower, CblasTrans, CblasNonUnit, blasint(d), L2, blasint(d), v.data(), 1);
+    scipy_cblas_dtrsv(CblasColMajor, CblasLower, CblasNoTrans, CblasNonUnit, blasint(d), L1, blasint(d), v.data(), 1);
+    scipy_cblas_dtrsv(CblasColMajor, CblasLower, CblasTrans, CblasNonUnit, blasint(d), L1, blasint(d), v.data(), 1);
+    scipy_cblas_dtrsv(CblasColMajor, CblasLower, CblasNoTrans, CblasNonUnit, blasint(d), L2, blasint(d), v.data(), 1);
+  };
+  const auto normalize = [&](std::vector<double>& v) {
+    double s = 0.0;
+    for (double x : v) s += x * x;
+    s = std::sqrt(s);
+    if (!(s > 0) || !std::isfinite(s)) return false;
+    for (double& x : v) x /= s;
+    return true;
+  };
+  const auto rayleigh = [&](std::vector<double> v) {  // v^T G v = |C v|^2 for a unit v
+    apply_c(v);
+    double s = 0.0;
+    for (double x : v) s += x * x;
+    return s;
+  };
+  std::vector<double> lo(static_cast<size_t>(d)), hi(static_cast<size_t>(d));
+  for (int64_t i = 0; i < d; ++i) lo[i] = hi[i] = 1.0 + 0.5 * std::sin(double(i) * 1.234567);
+  if (!normalize(lo) || !normalize(hi)) return 1.0;
+  for (int it = 0; it < 3; ++it) {
+    solve_g(lo);
+    apply_c(hi);
+    apply_ct(hi);
+    if (!normalize(lo) || !normalize(hi)) return 1.0;  // no conclusion: let the Gram route test itself
+  }
+  const double rq_min = rayleigh(lo), rq_max = rayleigh(hi);
+  return rq_max > 0 ? rq_min / rq_max : 1.0;
+}
+
 TraceSqrtResult trace_sqrt_product(const PsdFactor& f1, const PsdFactor& f2, bool force_svd) {
   GM_ASSERT(f1.dim == f2.dim);
   const int64_t d = f1.dim, r1 = f1.rank, r2 = f2.rank;
@@ -211,6 +256,10 @@ TraceSqrtResult trace_sqrt_product(const PsdFactor& f1, const PsdFactor& f2, boo
   } else {
     scipy_cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, blasint(r1), blasint(r2), blasint(d), 1.0,
                       f1.A.data(), blasint(d), f2.A.data(), blasint(d), 0.0, c.data(), blasint(r1));
+  }
+  if (!force_svd && f1.lower_triangular && f2.lower_triangular &&
+      gram_condition_upper(f1.A.data(), f2.A.data(), d) < kGramConditionLimit) {
+    force_svd = true;  // the Gram route would fail its test: go straight to the SVD
   }
   if (!force_svd) {
     // Gram matrix of the smaller side: G = C^T C (r2 <= r1) or C C^T.

@@ -12,12 +12,14 @@ from ganmetrics.metrics.frechet import frechet_distance as _frechet_distance
 from ganmetrics.metrics.kernel import POLYNOMIAL
 from ganmetrics.metrics.knn import _check_same_dim
 
+__all__ = ["frechet_distance", "kernel_distance"]
 
-def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, eps: float = 1e-6) -> float:
-    """clean-fid's ``frechet_distance``. ``eps`` is accepted and unused: the exact computation needs
-    no diagonal offset (clean-fid adds ``eps * I`` when ``sqrtm`` fails)."""
+
+def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, eps: float = 1e-6) -> np.float64:
+    """clean-fid's ``frechet_distance`` (a numpy float64, as clean-fid returns). ``eps`` is accepted and
+    unused: the exact computation needs no diagonal offset (clean-fid adds ``eps * I`` when ``sqrtm`` fails)."""
     mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
-    return float(_frechet_distance(mu1, np.atleast_2d(sigma1), mu2, np.atleast_2d(sigma2)))
+    return np.float64(_frechet_distance(mu1, np.atleast_2d(sigma1), mu2, np.atleast_2d(sigma2)))
 
 
 def kernel_distance(feats1: Any, feats2: Any, num_subsets: int = 100, max_subset_size: int = 1000) -> float:

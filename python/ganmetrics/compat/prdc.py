@@ -14,6 +14,8 @@ import numpy as np
 
 from ganmetrics.metrics.knn import prdc as _prdc
 
+__all__ = ["compute_prdc"]
+
 
 def compute_prdc(real_features: Any, fake_features: Any, nearest_k: int, strict: bool = False) -> dict:
     """``{'precision', 'recall', 'density', 'coverage'}`` as numpy float64, prdc's signature and keys."""

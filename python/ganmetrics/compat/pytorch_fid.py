@@ -14,6 +14,8 @@ import numpy as np
 from ganmetrics.metrics.frechet import frechet_distance
 from ganmetrics.stats import FeatureStats
 
+__all__ = ["calculate_frechet_distance", "statistics_from_activations", "calculate_fid_given_activations"]
+
 
 def calculate_frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, eps: float = 1e-6) -> np.float64:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), pytorch-fid's signature.
@@ -28,19 +30,20 @@ def calculate_frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, eps
     return np.float64(frechet_distance(mu1, sigma1, mu2, sigma2))
 
 
-def calculate_activation_statistics(act: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(mu, sigma) of an activation matrix (n x d), as pytorch-fid's ``calculate_activation_statistics``
-    returns them from its Inception activations: ``np.mean(act, axis=0)``, ``np.cov(act, rowvar=False)``.
+def statistics_from_activations(act: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, sigma) of an activation matrix (n x d), what pytorch-fid's ``calculate_activation_statistics``
+    computes from its Inception activations: ``np.mean(act, axis=0)``, ``np.cov(act, rowvar=False)``.
 
-    Takes the activations (array, tensor or .npy path) rather than image files and a model; computed in
-    one streaming pass with float64 accumulation.
+    Not pytorch-fid's name: that function takes image files and a model; this one takes the activations
+    (array, tensor or .npy path), computed in one streaming pass with float64 products.
     """
     stats = FeatureStats.from_features(act)
     return stats.mean, stats.cov
 
 
 def calculate_fid_given_activations(act1: Any, act2: Any) -> np.float64:
-    """FID between two activation matrices (the feature-level part of ``calculate_fid_given_paths``)."""
-    mu1, s1 = calculate_activation_statistics(act1)
-    mu2, s2 = calculate_activation_statistics(act2)
+    """FID between two activation matrices (the feature-level part of ``calculate_fid_given_paths``;
+    a ganmetrics addition, pytorch-fid has no such function)."""
+    mu1, s1 = statistics_from_activations(act1)
+    mu2, s2 = statistics_from_activations(act2)
     return calculate_frechet_distance(mu1, s1, mu2, s2)

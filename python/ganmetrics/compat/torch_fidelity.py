@@ -21,6 +21,8 @@ from ganmetrics.metrics.inception import _log_probs, split_scores
 from ganmetrics.metrics.kernel import kid as _kid
 from ganmetrics.metrics.knn import precision_recall
 
+__all__ = ["calculate_metrics"]
+
 _IGNORED = {
     "cuda", "batch_size", "feature_extractor", "feature_layer_isc", "feature_layer_fid", "feature_layer_kid",
     "feature_layer_prc", "feature_extractor_weights_path", "feature_extractor_internal_dtype",

@@ -16,9 +16,11 @@ range ([0, 1] for precision, recall and coverage; [0, inf) for FID and density).
 far that expectation lies from the infinite-sample value, assuming a 1/n bias:
 bias = (mean(theta) - theta_n) * f / (1 - f); ``debiased`` = theta_n - bias.
 
-Coverage on a known case (tests/test_suite.py): Gaussian features, d = 4, 1000 samples per side,
-90 % intervals for FID over 60 independent data sets contain the Monte-Carlo expected FID in
-about 85-95 % of them.
+Checked against Monte-Carlo truth (tests/test_bootstrap.py): Gaussian features, d = 4, 1000 samples
+per side, fractions 0.5 and 0.3. 90 % intervals for FID contain the Monte-Carlo expected FID in a
+share of 100 independent data sets within the binomial band 0.90 +- 3 sd ([0.81, 0.99]); ``std``
+is within [0.8, 1.25] of FID's Monte-Carlo standard deviation; ``bias`` averages to the
+Monte-Carlo bias within 25 % and ``debiased`` to FID_inf within 3 standard errors.
 """
 
 from __future__ import annotations

@@ -1,0 +1,183 @@
+"""Exactness where it is hard: k-NN decisions at d = 512 and 2048 with many pairs within rounding of a decision.
+
+Every k-NN function is compared with a float64 brute force on sets built so that float32 GEMM distances
+cannot decide alone: fake points placed at radius * (1 +- 1e-7) around real points, neighbours at distances
+equal to a few ulps, integer grids with a large offset (exact ties). Each test also asserts that the exact
+recheck ran (``rechecked_pairs > 0``), so a missing or too small rounding bound fails here.
+"""
+
+import numpy as np
+import pytest
+import torch
+from conftest import kth_radius2, prdc_reference, sqdist
+
+import ganmetrics as gm
+from ganmetrics.metrics.knn import forced_tiles
+
+K = 5
+
+
+def on_spheres(rng, centres, radii2, eps, sign):
+    """Points at distance sqrt(radii2) * (1 + sign * eps) from each centre, in random directions (float32)."""
+    v = rng.standard_normal(centres.shape)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    pts = centres.astype(np.float64) + v * (np.sqrt(radii2) * (1 + sign * eps))[:, None]
+    return pts.astype(np.float32)
+
+
+def near_radius_sets(d, n=150, seed=0, eps=1e-7, offset=0.0):
+    """Real points, and fake points straddling the real k-NN spheres (half just inside, half just outside)."""
+    rng = np.random.default_rng(seed)
+    real = (rng.standard_normal((n, d)) + offset).astype(np.float32)
+    r2 = kth_radius2(real, K)
+    pick = rng.permutation(n)
+    signs = np.where(np.arange(n) % 2 == 0, -1.0, 1.0)
+    fake = on_spheres(rng, real[pick], r2[pick], eps, signs)
+    return real, fake
+
+
+def near_tie_neighbours(d, groups=20, per_group=8, seed=1, eps=1e-7):
+    """Each centre has per_group neighbours at distances equal up to relative eps: the k-th is a near tie."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((groups, d)) * 10
+    pts = [centres.astype(np.float32)]
+    for g in range(groups):
+        v = rng.standard_normal((per_group, d))
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        radius = 2.0 * (1 + eps * rng.integers(-3, 4, size=per_group))
+        pts.append((centres[g] + v * radius[:, None]).astype(np.float32))
+    return np.concatenate(pts)
+
+
+def integer_grid(d, n=200, seed=2):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 3, size=(n, d)) + 1e4).astype(np.float32)  # exact ties everywhere, large offset
+
+
+CASES = [
+    ("d=512 near radii", lambda: near_radius_sets(512)),
+    ("d=2048 near radii", lambda: near_radius_sets(2048, n=100, seed=3)),
+    ("d=512 near radii, offset 1e3", lambda: near_radius_sets(512, seed=4, offset=1e3)),
+    ("d=512 integer grid", lambda: (integer_grid(512), integer_grid(512, seed=5))),
+]
+
+
+def brute_density_coverage(real, fake, k):
+    ref = prdc_reference(real, fake, k)
+    return ref["density"], ref["coverage"]
+
+
+@pytest.mark.parametrize("name, build", CASES, ids=[c[0] for c in CASES])
+def test_prdc_family_equals_brute_force_near_decisions(name, build):
+    real, fake = build()
+    ref = prdc_reference(real, fake, K)
+    res = gm.prdc(real, fake, k=K)
+    for m in ("precision", "recall", "density", "coverage"):
+        assert res[m] == ref[m], (name, m, res[m], ref[m])
+    assert res.info["rechecked_pairs"] > 0  # the exact path ran
+    pr = gm.precision_recall(real, fake, k=K)
+    assert (pr.precision, pr.recall) == (ref["precision"], ref["recall"])
+    dc = gm.density_coverage(real, fake, k=K)
+    assert (dc.density, dc.coverage) == brute_density_coverage(real, fake, K)
+    assert dc.info["rechecked_pairs"] > 0 and pr.info["rechecked_pairs"] > 0
+
+
+def test_near_radius_sets_really_straddle_the_radii():
+    real, fake = near_radius_sets(512)
+    r2 = kth_radius2(real, K)
+    d = sqdist(fake, real)
+    closest = d.min(1) / r2[d.argmin(1)] - 1
+    # both sides of the sphere, every point within 1e-5 relative of it: float32 GEMM cannot decide alone
+    assert (closest < 0).sum() > 20 and (closest > 0).sum() > 20 and np.abs(closest).max() < 1e-5
+
+
+def test_prdc_decisions_survive_tiles_and_threads():
+    real, fake = near_radius_sets(512, seed=6)
+    ref = prdc_reference(real, fake, K)
+    for tiles in ((7, 5), (64, 3)):
+        with forced_tiles(*tiles):
+            res = gm.prdc(real, fake, k=K)
+        assert [res[m] for m in ref] == [ref[m] for m in ref]
+
+
+def test_knn_radii_near_tied_neighbours():
+    for d in (512, 2048):
+        x = near_tie_neighbours(d, groups=10 if d == 2048 else 20)
+        for k in (1, 4, 8):
+            got = gm.knn_radii(x, k=k) ** 2
+            # summation order differs from the reference by an ulp; a wrong neighbour would be 1e-7 off
+            np.testing.assert_allclose(got, kth_radius2(x, k), rtol=1e-13, atol=0)
+
+
+def test_realism_score_near_radii():
+    real, fake = near_radius_sets(512, seed=7)
+    r2 = kth_radius2(real, 3)
+    kept = (r2 <= np.median(r2)) & (r2 > 0)
+    d = sqdist(fake, real)
+    ref = 1.0 / np.sqrt((d[:, kept] / r2[kept]).min(1))
+    got = gm.realism_score(real, fake, k=3)
+    np.testing.assert_array_equal(got >= 1, ref >= 1)  # the inside/outside decision is exact
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
+
+
+def test_memorization_uses_less_or_equal():
+    d = 512
+    train = (2 * np.eye(d)[:60]).astype(np.float32)  # every pair at squared distance 8: each nn radius^2 is 8
+    fake = train[:20].copy()
+    fake[np.arange(20), 60 + 2 * np.arange(20)] = 2  # + 2 e_k + 2 e_m, k, m outside the training support
+    fake[np.arange(20), 61 + 2 * np.arange(20)] = 2  # -> squared distance exactly 8 to its source, 16 to the rest
+    rng = np.random.default_rng(12)
+    far = (rng.standard_normal((20, d)) * 3).astype(np.float32)
+    res = gm.memorization(train, np.concatenate([fake, far]))
+    np.testing.assert_array_equal(res.flagged[:20], True)  # on the boundary: flagged, as |g - t| <= |t - NN(t)|
+    nn2 = kth_radius2(train, 1)
+    np.testing.assert_array_equal(res.flagged[20:], (sqdist(far, train) <= nn2[None, :]).any(1))
+    assert res.fraction == pytest.approx(res.flagged.mean())
+
+
+def test_nn1_accuracy_tie_rule_goes_to_real():
+    # fake copies of real samples: each sample's nearest other sample is its twin at 0, in the other set
+    rng = np.random.default_rng(10)
+    real = rng.standard_normal((30, 512)).astype(np.float32)
+    res = gm.nn1_accuracy(real, real.copy())
+    assert res.real_accuracy == 0.0 and res.fake_accuracy == 0.0
+    # real [0, 1], fake [2, 9]: real 1 has a real neighbour (0) and a fake one (2) both at distance 1 -> real: right
+    res = gm.nn1_accuracy(np.array([[0.0], [1.0]], np.float32), np.array([[2.0], [9.0]], np.float32))
+    assert res.real_accuracy == 1.0
+    # real [10, 0], fake [8, 6]: fake 8 has a fake neighbour (6) and a real one (10) both at 2 -> goes to real: wrong
+    res = gm.nn1_accuracy(np.array([[10.0], [0.0]], np.float32), np.array([[8.0], [6.0]], np.float32))
+    assert res.fake_accuracy == 0.5
+
+
+def test_density_and_coverage_count_points_on_the_radius():
+    # integer lattice: real k-NN radii and the fake distances are exact, and many fakes lie exactly on a radius
+    d = 512
+    real = (2 * np.eye(d)[:40]).astype(np.float32)        # pairwise squared distance 8: every 5-NN radius^2 is 8
+    fake = real[:25].copy()
+    fake[np.arange(25), 100 + np.arange(25)] = 2          # squared distance 4 to its source... inside
+    fake[np.arange(25), 200 + np.arange(25)] = 2          # ... now exactly 8: on the radius
+    ref = prdc_reference(real, fake, K)
+    assert ref["coverage"] == 25 / 40 and ref["density"] == 1 / K  # the boundary counts (<=)
+    res = gm.density_coverage(real, fake, k=K)
+    assert (res.density, res.coverage) == (ref["density"], ref["coverage"])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_knn_kid_cmmd_on_half_precision(dtype):
+    rng = np.random.default_rng(11)
+    real64 = rng.standard_normal((120, 24))
+    fake64 = rng.standard_normal((110, 24)) + 0.2
+    if dtype == "float16":
+        real, fake = real64.astype(np.float16), fake64.astype(np.float16)
+        real_exact, fake_exact = real.astype(np.float64), fake.astype(np.float64)
+    else:
+        real = torch.from_numpy(real64).to(torch.bfloat16)
+        fake = torch.from_numpy(fake64).to(torch.bfloat16)
+        real_exact, fake_exact = real.double().numpy(), fake.double().numpy()
+    ref = prdc_reference(real_exact, fake_exact, 3)
+    res = gm.prdc(real, fake, k=3)
+    assert [res[m] for m in ref] == [ref[m] for m in ref]
+    assert gm.kid(real, fake, subsets=None).mean == pytest.approx(gm.kid(real_exact, fake_exact, subsets=None).mean,
+                                                                  rel=1e-12)
+    assert gm.cmmd(real, fake) == pytest.approx(gm.cmmd(real_exact, fake_exact), rel=1e-12)
+    np.testing.assert_allclose(gm.knn_radii(real, k=3) ** 2, kth_radius2(real_exact, 3), rtol=1e-13, atol=0)
