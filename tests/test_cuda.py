@@ -186,3 +186,87 @@ def test_gpu_pairwise_is_deterministic_and_follows_the_stream():
     assert dict(first) == dict(second) == dict(gm.prdc(real.cpu().numpy(), fake.cpu().numpy(), k=5))
     with pytest.raises(ValueError, match="different devices"):
         gm.prdc(real, fake.cpu(), k=5)
+
+
+class _InterfaceOnly:
+    """A non-torch device array: only __cuda_array_interface__ (as CuPy, Numba or JAX arrays expose it)."""
+
+    def __init__(self, tensor):
+        self._keep = tensor  # owns the memory
+        self.__cuda_array_interface__ = tensor.__cuda_array_interface__
+
+
+@cuda_torch
+@pytest.mark.gpu
+def test_gpu_orders_after_an_unsynchronised_producer_stream():
+    """The producer's work is still queued on a side stream (held back by a sleep kernel) when ganmetrics is
+    called inside that stream: reading on any other stream without waiting would see unfinished data."""
+    rng = np.random.default_rng(7)
+    src_r = torch.from_numpy(rng.standard_normal((4000, 64)).astype(np.float32)).cuda()
+    src_f = torch.from_numpy((rng.standard_normal((3500, 64)) + 0.2).astype(np.float32)).cuda()
+    torch.cuda.synchronize()
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        real = torch.zeros_like(src_r)
+        fake = torch.zeros_like(src_f)
+        torch.cuda._sleep(200_000_000)  # ~0.1 s of GPU time before the copies run
+        real.copy_(src_r)
+        fake.copy_(src_f)
+        stats = gm.FeatureStats.from_features(real)  # no synchronize before the calls
+        res = gm.prdc(real, fake, k=5)
+    host_r, host_f = src_r.cpu().numpy(), src_f.cpu().numpy()
+    assert rel(stats.cov, np.cov(host_r, rowvar=False)) < 1e-12
+    assert dict(res) == dict(gm.prdc(host_r, host_f, k=5))
+
+
+@cuda_torch
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_gpu_knn_half_precision_and_strided_inputs(dtype):
+    rng = np.random.default_rng(8)
+    real = torch.from_numpy(rng.standard_normal((900, 96))).to(getattr(torch, dtype)).cuda()
+    fake = torch.from_numpy(rng.standard_normal((800, 96)) + 0.2).to(getattr(torch, dtype)).cuda()
+    for r, f in ((real, fake), (real[:, ::2], fake[:, ::2]), (real[::3], fake[::2])):
+        host_r, host_f = r.double().cpu().numpy(), f.double().cpu().numpy()
+        assert dict(gm.prdc(r, f, k=3)) == dict(gm.prdc(host_r, host_f, k=3))
+        np.testing.assert_array_equal(gm.knn_radii(r, k=3), gm.knn_radii(host_r, k=3))
+
+
+@cuda_torch
+@pytest.mark.gpu
+def test_gpu_accepts_non_torch_device_arrays():
+    rng = np.random.default_rng(9)
+    real = torch.from_numpy(rng.standard_normal((1200, 32)).astype(np.float32)).cuda()
+    fake = torch.from_numpy((rng.standard_normal((1100, 32)) + 0.1).astype(np.float32)).cuda()
+    host_r, host_f = real.cpu().numpy(), fake.cpu().numpy()
+    assert dict(gm.prdc(_InterfaceOnly(real), _InterfaceOnly(fake), k=5)) == dict(gm.prdc(host_r, host_f, k=5))
+    assert rel(gm.FeatureStats.from_features(_InterfaceOnly(real)).cov, np.cov(host_r, rowvar=False)) < 1e-12
+
+
+@cuda_torch
+@pytest.mark.gpu
+def test_gpu_paths_refuse_without_the_enable_flag(monkeypatch):
+    from ganmetrics._cuda_arrays import UNVERIFIED_FLAG
+
+    monkeypatch.delenv(UNVERIFIED_FLAG, raising=False)
+    x = torch.zeros((10, 4), device="cuda")
+    for call in (lambda: gm.FeatureStats.from_features(x), lambda: gm.prdc(x, x, k=3),
+                 lambda: gm.frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2), device="cuda")):
+        with pytest.raises(ValueError, match=UNVERIFIED_FLAG):
+            call()
+
+
+@cuda_torch
+@pytest.mark.gpu
+def test_gpu_decisions_near_radii_at_high_dimension():
+    """The near-tie sets of test_knn_exact (d = 512 and 2048, points at radius * (1 +- 1e-7), integer lattices)
+    through the CUDA engine: every decision equals the float64 brute force, and the recheck runs."""
+    from conftest import prdc_reference
+    from test_knn_exact import CASES, K
+
+    for name, build in CASES:
+        real, fake = build()
+        res = gm.prdc(torch.from_numpy(real).cuda(), torch.from_numpy(fake).cuda(), k=K)
+        ref = prdc_reference(real, fake, K)
+        assert [res[m] for m in ref] == [ref[m] for m in ref], name
+        assert res.info["rechecked_pairs"] > 0, name
