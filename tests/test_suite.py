@@ -182,6 +182,23 @@ def test_prd_curve_formula_and_extremes(rng):
         gm.prd(x, x[:100])
 
 
+def test_prd_on_separated_clusters_has_the_known_curve(rng):
+    """Four clusters far apart; the fake set covers two of them. k-means with 4 clusters must find them, so
+    the histograms are real [1/4]*4 and fake [1/2, 1/2, 0, 0], and the PRD curve and F-scores are known."""
+    from ganmetrics.metrics.prd import prd_curve
+
+    centres = np.eye(4, 16) * 50
+    real = np.concatenate([c + rng.standard_normal((100, 16)) for c in centres])
+    fake = np.concatenate([c + rng.standard_normal((200, 16)) for c in centres[:2]])
+    res = gm.prd(real, fake, num_clusters=4, num_runs=3, seed=1)
+    p, r = prd_curve(np.full(4, 0.25), np.array([0.5, 0.5, 0.0, 0.0]))
+    np.testing.assert_allclose(res.precision, p, rtol=1e-12)
+    np.testing.assert_allclose(res.recall, r, rtol=1e-12)
+    assert res.recall.max() == pytest.approx(0.5, abs=1e-6)  # half the real mass is missed
+    assert res.precision.max() == pytest.approx(1.0, abs=1e-6)  # every fake sample is realistic
+    assert res.f8 < 0.55 and res.f1_8 > 0.95  # F8 weighs recall, F1/8 precision: a mode-dropping generator
+
+
 def test_plot_prd(tmp_path, rng):
     pytest.importorskip("matplotlib")
     x = rng.standard_normal((200, 4))
@@ -191,6 +208,29 @@ def test_plot_prd(tmp_path, rng):
 
 
 # ------------------------------------------------------------------ Vendi
+def vendi_reference(x, q):
+    """The Vendi score from its definition: the n x n cosine kernel K / n and its eigenvalues."""
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    lam = np.linalg.eigvalsh(xn @ xn.T / len(x))
+    lam = lam[lam > 1e-12 * lam.max()]
+    lam = lam / lam.sum()
+    if q == 1:
+        return float(np.exp(-(lam * np.log(lam)).sum()))
+    if np.isinf(q):
+        return float(1.0 / lam.max())
+    return float(np.exp(np.log((lam**q).sum()) / (1 - q)))
+
+
+@pytest.mark.parametrize("q", [0.0, 0.5, 1.0, 2.0, np.inf])
+def test_vendi_orders_against_the_n_by_n_definition(rng, q):
+    low_rank = rng.standard_normal((120, 4)) @ rng.standard_normal((4, 30))  # rank 4 in 30 dimensions
+    full = rng.standard_normal((80, 12)) * np.linspace(3, 0.3, 12)
+    for x in (low_rank, full):
+        assert gm.vendi(x, q=q) == pytest.approx(vendi_reference(x, q), rel=1e-9)
+    if q == 0:
+        assert gm.vendi(low_rank, q=0) == pytest.approx(4.0, rel=1e-12)  # the rank, rounding noise not counted
+
+
 def test_vendi_known_answers(rng):
     assert gm.vendi(np.tile(rng.standard_normal(5), (40, 1))) == pytest.approx(1.0, rel=1e-9)
     assert gm.vendi(np.eye(6) * 3.0) == pytest.approx(6.0, rel=1e-9)

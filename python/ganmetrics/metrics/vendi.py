@@ -17,7 +17,8 @@ def vendi(x: Any, q: float = 1.0) -> float:
     exp of the (order-q Rényi) entropy of the eigenvalues of K / n, K = X^ X^T with L2-normalized
     rows. The non-zero eigenvalues of X^ X^T / n are those of the d x d matrix X^T X^ / n, so the cost is
     one streaming second-moment pass and one d x d eigendecomposition, never n x n. Range [1, n];
-    higher means more diverse.
+    higher means more diverse. ``q`` is the order: 1 (default) the Shannon entropy, 0 the number of
+    non-zero eigenvalues (the rank), ``inf`` 1 / largest eigenvalue.
     """
     f = as_features(x, "x", min_rows=1)
     q = float(q)
@@ -34,8 +35,10 @@ def vendi(x: Any, q: float = 1.0) -> float:
         stats.update(block / norms[:, None])
     n = stats.n
     second = (stats.cov * (n - 1) if n > 1 else np.zeros((f.dim, f.dim))) + n * np.outer(stats.mean, stats.mean)
-    lam = np.clip(_core.symmetric_eigenvalues(np.ascontiguousarray(second / n)), 0.0, None)
-    lam = lam[lam > 0]
+    lam = _core.symmetric_eigenvalues(np.ascontiguousarray(second / n))
+    # eigenvalues within float64 rounding of 0 (2 d u of the largest, LAPACK's rank tolerance) are 0: at
+    # q = 0 the score counts the non-zero eigenvalues, and rounding noise must not count
+    lam = lam[lam > 2.0 * f.dim * 2.0**-53 * max(lam.max(), 0.0)]
     lam = lam / lam.sum()
     if q == 1.0:
         entropy = -float((lam * np.log(lam)).sum())
