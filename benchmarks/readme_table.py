@@ -12,7 +12,7 @@ def load():
     for name in sorted(os.listdir(RESULTS)):
         if name.endswith("_cpu.json"):
             with open(os.path.join(RESULTS, name)) as fh:
-                for r in json.load(fh)["rows"]:
+                for r in json.load(fh).get("rows", []):  # other result files (streaming) have no rows
                     if "median_s" in r:
                         rows[(r["name"], r["n"])] = r
     return rows
