@@ -45,6 +45,7 @@ PYBIND11_MODULE(_core, m) {
     d["blas_config"] = std::string(scipy_openblas_get_config());
     d["openmp_max_threads"] = omp_get_max_threads();
     d["num_threads"] = gm::num_threads();
+    d["blas_threads"] = scipy_openblas_get_num_threads();  // what BLAS uses right now
     return d;
   });
   m.def("set_num_threads", &gm::set_num_threads, py::arg("n"));

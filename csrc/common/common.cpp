@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <cblas.h>
+#include <mutex>
 #include <sstream>
 
 namespace gm {
@@ -64,18 +65,36 @@ static int default_threads() {
 
 int num_threads() { return g_threads > 0 ? g_threads : default_threads(); }
 
+namespace {
+std::mutex g_blas_mutex;  // guards the two below
+int g_blas_scopes = 0;    // open BlasSingleThread scopes, across threads
+int g_blas_saved = 0;     // the BLAS thread count to restore when the last scope closes
+}  // namespace
+
 void set_num_threads(int n) {
-  GM_REQUIRE(n >= 0, "num_threads must be >= 0 (0 restores the default)");
+  GM_REQUIRE(n >= 0 && n <= 1024, "num_threads must be in [0, 1024] (0 restores the default)");
   default_threads();
   g_threads = n;
   const int eff = num_threads();
   omp_set_num_threads(eff);
-  scipy_openblas_set_num_threads(eff);
+  std::lock_guard<std::mutex> lock(g_blas_mutex);
+  if (g_blas_scopes > 0) {
+    g_blas_saved = eff;  // applied when the open scopes close
+  } else {
+    scipy_openblas_set_num_threads(eff);
+  }
 }
 
-BlasSingleThread::BlasSingleThread() : previous_(scipy_openblas_get_num_threads()) {
-  scipy_openblas_set_num_threads(1);
+BlasSingleThread::BlasSingleThread() {
+  std::lock_guard<std::mutex> lock(g_blas_mutex);
+  if (g_blas_scopes++ == 0) {
+    g_blas_saved = scipy_openblas_get_num_threads();
+    scipy_openblas_set_num_threads(1);
+  }
 }
-BlasSingleThread::~BlasSingleThread() { scipy_openblas_set_num_threads(previous_); }
+BlasSingleThread::~BlasSingleThread() {
+  std::lock_guard<std::mutex> lock(g_blas_mutex);
+  if (--g_blas_scopes == 0) scipy_openblas_set_num_threads(g_blas_saved);
+}
 
 }  // namespace gm

@@ -111,16 +111,14 @@ int num_threads();
 void set_num_threads(int n);
 
 // Makes BLAS single-threaded while alive, so that BLAS calls made from inside an OpenMP region (one
-// per thread) do not oversubscribe the cores. Create it outside the parallel region.
+// per thread) do not oversubscribe the cores. Create it outside the parallel region. Scopes may overlap
+// across threads: the first to open saves the caller's BLAS thread count, the last to close restores it.
 class BlasSingleThread {
  public:
   BlasSingleThread();
   ~BlasSingleThread();
   BlasSingleThread(const BlasSingleThread&) = delete;
   BlasSingleThread& operator=(const BlasSingleThread&) = delete;
-
- private:
-  int previous_;
 };
 
 }  // namespace gm

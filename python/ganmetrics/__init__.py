@@ -8,6 +8,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+import numpy as _np
+
 from ganmetrics._native import CUDA_IMPORT_ERROR as _CUDA_IMPORT_ERROR
 from ganmetrics._native import _core, _cuda
 from ganmetrics.metrics.bootstrap import Interval, bootstrap
@@ -35,8 +37,15 @@ def cuda_available() -> bool:
     return _cuda is not None and _cuda.device_count() > 0
 
 
+MAX_THREADS = 1024
+
+
 def set_num_threads(n: int) -> None:
-    """Threads for the CPU kernels (OpenMP and BLAS); 0 restores the default (all cores)."""
+    """Threads for the CPU kernels (OpenMP and BLAS); 0 restores the default (all cores). At most 1024."""
+    if isinstance(n, bool) or not isinstance(n, (int, _np.integer)):
+        raise TypeError(f"n must be an integer, got {n!r}")
+    if not 0 <= int(n) <= MAX_THREADS:
+        raise ValueError(f"n must be in [0, {MAX_THREADS}] (0 = the default), got {n}")
     _core.set_num_threads(int(n))
 
 

@@ -83,6 +83,9 @@ def _load_path(path: Any, name: str) -> np.ndarray:
         except ValueError as exc:
             raise ValueError(f"{name}: cannot read {p} as a numeric .npy array ({exc})") from None
     if p.endswith(".npz"):
+        from ganmetrics._io import check_npz
+
+        check_npz(p, name)
         try:
             with np.load(p, allow_pickle=False) as z:
                 keys = list(z.keys())

@@ -5,9 +5,46 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import zipfile
 from typing import Iterator
 
 import numpy as np
+
+# Largest array an .npz member may declare before anything is decompressed (a few MB of zip can declare
+# gigabytes). GANMETRICS_NPZ_MAX_BYTES raises it for genuinely large files.
+NPZ_MAX_BYTES_DEFAULT = 4 << 30
+
+
+def npz_max_bytes() -> int:
+    return int(os.environ.get("GANMETRICS_NPZ_MAX_BYTES", NPZ_MAX_BYTES_DEFAULT))
+
+
+def check_npz(path: str, name: str) -> None:
+    """Read only the headers of an .npz's arrays and refuse a damaged file or one that declares more data
+    than the budget, before numpy decompresses anything. Errors name the file and the key."""
+    budget = npz_max_bytes()
+    where = name if path in name else f"{name}: {path}"
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                key = info.filename[:-4]
+                with zf.open(info) as fh:
+                    try:
+                        version = np.lib.format.read_magic(fh)
+                        header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                  else np.lib.format.read_array_header_2_0)
+                        shape, _, dtype = header(fh)
+                    except ValueError as exc:
+                        raise ValueError(f"{where}: array '{key}' has a damaged header ({exc})") from None
+                declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                if declared > budget:
+                    raise ValueError(
+                        f"{where}: array '{key}' declares {declared / 2**30:.1f} GiB (shape {tuple(shape)}, "
+                        f"{dtype}); the limit is {budget / 2**30:.1f} GiB (set GANMETRICS_NPZ_MAX_BYTES to allow more)")
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{where} is not a readable .npz (zip) file: {exc}") from None
 
 
 def npy_header(path: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
@@ -46,15 +83,45 @@ def iter_npy_row_blocks(path: str, rows_per_block: int) -> Iterator[tuple[int, n
             yield start, view
 
 
+def _sweep_stale_temps(directory: str, base: str) -> None:
+    """Remove temporary files an earlier, killed write of the same target left behind (their writer's
+    process id, recorded in the name, is gone)."""
+    prefix = "." + base + "."
+    for entry in os.listdir(directory):
+        if not (entry.startswith(prefix) and entry.endswith(".tmp")):
+            continue
+        pid = entry[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, entry))
+        except PermissionError:
+            pass  # alive, another user's
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb"):
-    """Write to a temporary file beside ``path`` and rename it into place only on success."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; the result should get the usual permissions
+    """Write to a temporary file beside ``path`` and rename it into place only on success.
+
+    A symbolic link is written through (its target is replaced, the link stays); an existing file keeps
+    its permissions; temporary files ``.NAME.PID.*.tmp`` left by a killed writer are removed on the next
+    write of the same target."""
+    path = os.path.realpath(os.fspath(path))
+    directory, base = os.path.split(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory")
+    _sweep_stale_temps(directory, base)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{base}.{os.getpid()}.", suffix=".tmp")
+    try:
+        mode_bits = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode_bits = 0o666 & ~umask  # mkstemp creates 0600; a new file gets the usual permissions
+    os.chmod(tmp, mode_bits)
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh

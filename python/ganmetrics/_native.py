@@ -29,4 +29,17 @@ else:
         _cuda = None
         CUDA_IMPORT_ERROR = f"ganmetrics._cuda could not be loaded: {exc}"
 
+
+
+def _single_threaded_after_fork() -> None:
+    """A child forked after the parent ran an OpenMP region (multiprocessing's and DataLoader's default start
+    method on Linux) hangs in its first parallel region if it asks libgomp for the parent's thread pool, whose
+    threads do not exist in the child. The child therefore runs the kernels on one thread;
+    ganmetrics.set_num_threads(n) in the child asks for more again."""
+    _core.set_num_threads(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_single_threaded_after_fork)
+
 __all__ = ["_core", "_cuda", "CUDA_IMPORT_ERROR"]

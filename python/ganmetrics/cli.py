@@ -43,6 +43,11 @@ def _cmd_fid(args) -> dict:
 def _cmd_stats(args) -> dict:
     from ganmetrics.stats import FeatureStats
 
+    if os.path.exists(args.output) and os.path.samefile(args.output, args.features):
+        raise ValueError(f"--output {args.output} is the input FEATURES file; writing there would replace the "
+                         "features with their statistics")
+    if os.path.isdir(args.output):
+        raise ValueError(f"--output {args.output} is a folder; give a file name such as stats.npz")
     t0 = time.perf_counter()
     stats = FeatureStats.from_features(args.features, feature_extractor=args.feature_extractor,
                                        progress=_progress(args))
@@ -126,7 +131,7 @@ def _cmd_demo(args) -> dict:
     from ganmetrics.demo import run_demo
 
     t0 = time.perf_counter()
-    rows = run_demo(args.out, train=args.train, n=args.n, progress=not args.quiet)
+    rows = run_demo(args.out, train=args.train, n=args.n, progress=_progress(args))
     return {"report": os.path.join(args.out, "index.html"), "generators": len(rows),
             "seconds": time.perf_counter() - t0}
 
@@ -289,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except MemoryError as exc:
         print(f"ganmetrics: error: out of memory: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # unwritable folder, full disk, a file that vanished: one line, not a traceback
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"ganmetrics: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     _print(result, args.json, args.command)
     return 0

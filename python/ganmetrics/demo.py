@@ -96,11 +96,12 @@ def best_loss(model: str, rows: list[Row]) -> str:
     return min(zoo.LOSSES, key=lambda loss: _final(rows, model, loss).values["fid"])
 
 
-def run_demo(out_dir: str = "ganmetrics-demo", train: bool = False, n: int = 2000, progress: bool = True) -> list[Row]:
+def run_demo(out_dir: str = "ganmetrics-demo", train: bool = False, n: int = 2000,
+             progress: bool | None = None) -> list[Row]:
     import matplotlib
 
     matplotlib.use("Agg")
-    from tqdm.auto import tqdm
+    from ganmetrics._progress import progress_bar
 
     t0 = time.perf_counter()
     os.makedirs(out_dir, exist_ok=True)
@@ -116,27 +117,26 @@ def run_demo(out_dir: str = "ganmetrics-demo", train: bool = False, n: int = 200
     samples_for_plots: dict = {}
     evaluators = {}
     jobs = [(m, l, s) for (m, l), r in runs.items() for s in sorted(r.checkpoints)]
-    bar = tqdm(total=len(jobs) + DEGRADED_PER_MODEL["toy"] * 2 + DEGRADED_PER_MODEL["digits"], desc="evaluating",
-               disable=not progress)
-    for model, loss, step in jobs:
-        ev = evaluators.setdefault(model, Evaluator(model, n))
-        g = zoo.generator(model, loss, step, result=runs[(model, loss)])
-        x = g.sample(ev.n, seed=0)
-        rows.append(Row(model, loss, step, ev.evaluate(x)))
-        if step == max(runs[(model, loss)].checkpoints):
-            samples_for_plots[(model, loss)] = x
-        bar.update(1)
-    for model in zoo.MODELS:
-        ev = evaluators[model]
-        loss = best_loss(model, rows)
-        best = zoo.generator(model, loss, result=runs[(model, loss)])
-        best.label = f"{loss} (best)"
-        for deg in _degraded(model, best, ev):
-            x = deg.sample(ev.n, seed=0)
-            rows.append(Row(model, deg.label, None, ev.evaluate(x)))
-            samples_for_plots[(model, deg.label)] = x
+    total = len(jobs) + DEGRADED_PER_MODEL["toy"] * 2 + DEGRADED_PER_MODEL["digits"]
+    with progress_bar(total, "evaluating generators", unit="generators", enabled=progress) as bar:
+        for model, loss, step in jobs:
+            ev = evaluators.setdefault(model, Evaluator(model, n))
+            g = zoo.generator(model, loss, step, result=runs[(model, loss)])
+            x = g.sample(ev.n, seed=0)
+            rows.append(Row(model, loss, step, ev.evaluate(x)))
+            if step == max(runs[(model, loss)].checkpoints):
+                samples_for_plots[(model, loss)] = x
             bar.update(1)
-    bar.close()
+        for model in zoo.MODELS:
+            ev = evaluators[model]
+            loss = best_loss(model, rows)
+            best = zoo.generator(model, loss, result=runs[(model, loss)])
+            best.label = f"{loss} (best)"
+            for deg in _degraded(model, best, ev):
+                x = deg.sample(ev.n, seed=0)
+                rows.append(Row(model, deg.label, None, ev.evaluate(x)))
+                samples_for_plots[(model, deg.label)] = x
+                bar.update(1)
     _print_table(rows)
     checks = validation(rows)
     print(f"\nvalidation: {sum(c[3] for c in checks)} of {len(checks)} documented expectations hold")

@@ -8,13 +8,15 @@ Chan's merge), so precision does not depend on the batch size or on a large mean
 from __future__ import annotations
 
 import os
+import threading
+import zipfile
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from ganmetrics import __version__
 from ganmetrics._arrays import F64, Features, as_features, is_path
-from ganmetrics._io import atomic_write, iter_npy_row_blocks, npy_header
+from ganmetrics._io import atomic_write, check_npz, iter_npy_row_blocks, npy_header
 from ganmetrics._native import _core
 from ganmetrics._progress import counted, progress_bar
 
@@ -50,9 +52,14 @@ class FeatureStats:
     """
 
     def __init__(self, dim: int, feature_extractor: str | None = None):
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"dim must be an integer, got {dim!r}")
         dim = int(dim)
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
+        if feature_extractor is not None and not isinstance(feature_extractor, str):
+            raise TypeError(f"feature_extractor must be a string, got {type(feature_extractor).__name__}")
+        self._lock = threading.RLock()  # update / merge from several threads fold in one at a time
         self.dim = dim
         self.feature_extractor = feature_extractor
         self._n: int | None = 0
@@ -60,6 +67,15 @@ class FeatureStats:
         self._m2 = np.zeros((dim, dim), dtype=np.float64)  # lower triangle maintained by the kernel
         self._sigma: np.ndarray | None = None  # set only for statistics loaded without a sample count
         self._unit_roundoff = F64_UNIT_ROUNDOFF  # the rounding the covariance carries (float64 accumulation)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ properties
     @property
@@ -104,13 +120,15 @@ class FeatureStats:
         """Fold rows of ``f`` (all, or ``rows``) in; the kernel scans for NaN/Inf as it reads and leaves the
         state unchanged when it finds any. ``offset`` is added to the row reported in that error."""
         total = f.n if rows is None else len(rows)
-        n, bad, first = counted(lambda c: _core.moments_update(self._mean, self._m2, self._n, f.array, f.code, rows,
-                                                               progress=c),
-                                total, desc, progress=progress)
+        with self._lock:
+            n, bad, first = counted(lambda c: _core.moments_update(self._mean, self._m2, self._n, f.array, f.code,
+                                                                   rows, progress=c),
+                                    total, desc, progress=progress)
+            if not bad:
+                self._n = int(n)
         if bad:
             row = offset + (first if rows is None else int(rows[first]))
             raise ValueError(f"{f.name} contains {bad} NaN or Inf value(s); the first is in row {row}")
-        self._n = int(n)
 
     def update(self, batch: Any, *, progress: bool | None = None, device: str | None = None) -> "FeatureStats":
         """Add a batch of features (n x dim): array, tensor or .npy/.npz path. Returns self.
@@ -132,8 +150,9 @@ class FeatureStats:
             f = as_device_features(batch, "batch")
             if f.dim != self.dim:
                 raise ValueError(f"batch has {f.dim} features, the statistics have {self.dim}")
-            self._n = device_update(self._mean, self._m2, self._n, f)
-            self._note_gpu_products(f.code)
+            with self._lock:
+                self._n = device_update(self._mean, self._m2, self._n, f)
+                self._note_gpu_products(f.code)
             return self
         if device == "cuda":
             return self._update_host_on_gpu(batch)
@@ -155,11 +174,12 @@ class FeatureStats:
         require_cuda("device='cuda'")
         f = as_features(batch, "batch", check=False)
         self._check_dim(f)
-        new_n, bad, first = _cuda.moments_update_host(self._mean, self._m2, self._n, f.array, f.code, 0)
-        if bad:
-            raise ValueError(f"{f.name} contains {bad} NaN or Inf value(s); the first is in row {first}")
-        self._n = int(new_n)
-        self._note_gpu_products(f.code)
+        with self._lock:
+            new_n, bad, first = _cuda.moments_update_host(self._mean, self._m2, self._n, f.array, f.code, 0)
+            if bad:
+                raise ValueError(f"{f.name} contains {bad} NaN or Inf value(s); the first is in row {first}")
+            self._n = int(new_n)
+            self._note_gpu_products(f.code)
         return self
 
     def _note_gpu_products(self, code: int) -> None:
@@ -172,6 +192,10 @@ class FeatureStats:
         n, d = shape
         if d != self.dim:
             raise ValueError(f"{path} has {d} features, the statistics have {self.dim}")
+        with self._lock:  # the blocks of one file fold in together
+            return self._update_from_npy_locked(path, n, d, dtype, progress)
+
+    def _update_from_npy_locked(self, path: str, n: int, d: int, dtype: np.dtype, progress: bool | None):
         saved = (self._n, self._mean.copy(), self._m2.copy())
         try:
             with progress_bar(n, f"statistics of {os.path.basename(path)}", enabled=progress) as bar:
@@ -200,16 +224,20 @@ class FeatureStats:
                 f"cannot merge statistics of feature extractor {other.feature_extractor!r} "
                 f"into {self.feature_extractor!r}"
             )
-        self._n = int(_core.moments_merge(self._mean, self._m2, self._n, other._n, other._mean, other._m2))
-        self._unit_roundoff = max(self._unit_roundoff, other._unit_roundoff)
+        if other is self:
+            other = other.copy()
+        with self._lock, other._lock:
+            self._n = int(_core.moments_merge(self._mean, self._m2, self._n, other._n, other._mean, other._m2))
+            self._unit_roundoff = max(self._unit_roundoff, other._unit_roundoff)
         self.feature_extractor = self.feature_extractor or other.feature_extractor
         return self
 
     def copy(self) -> "FeatureStats":
         out = FeatureStats(self.dim, self.feature_extractor)
-        out._n, out._mean, out._m2 = self._n, self._mean.copy(), self._m2.copy()
-        out._sigma = None if self._sigma is None else self._sigma.copy()
-        out._unit_roundoff = self._unit_roundoff
+        with self._lock:
+            out._n, out._mean, out._m2 = self._n, self._mean.copy(), self._m2.copy()
+            out._sigma = None if self._sigma is None else self._sigma.copy()
+            out._unit_roundoff = self._unit_roundoff
         return out
 
     # ------------------------------------------------------------------ constructors
@@ -357,12 +385,14 @@ class FeatureStats:
     def load(cls, path: str | os.PathLike, *, name: str | None = None) -> "FeatureStats":
         """Read statistics written by ganmetrics, pytorch-fid, clean-fid or TTUR (``mu``, ``sigma``)."""
         p = os.fspath(path)
-        label = name or p
+        label = f"{name} ({p})" if name else p
         if not os.path.exists(p):
             raise FileNotFoundError(f"{label}: no such file: {p}")
+        if p.endswith(".npz"):
+            check_npz(p, label)
         try:
             z = np.load(p, allow_pickle=False)
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, zipfile.BadZipFile) as exc:
             raise ValueError(f"{label}: cannot read statistics from {p} ({exc})") from None
         if not isinstance(z, np.lib.npyio.NpzFile):
             raise ValueError(f"{label}: {p} is not an .npz statistics file")
@@ -381,12 +411,25 @@ class FeatureStats:
             raise ValueError(str(exc)) from None
         n = None
         if "n" in z:
-            n_val = int(np.asarray(z["n"]).reshape(()))
+            n_arr = np.asarray(z["n"])
+            if n_arr.shape != () or n_arr.dtype.kind not in "iu":
+                raise ValueError(f"{label}: key 'n' must be one integer (the sample count), got dtype {n_arr.dtype} "
+                                 f"shape {n_arr.shape}")
+            n_val = int(n_arr)
             n = n_val if n_val >= 2 else None
-        fx = str(np.asarray(z["feature_extractor"]).reshape(())) if "feature_extractor" in z else ""
+        fx = ""
+        if "feature_extractor" in z:
+            fx_arr = np.asarray(z["feature_extractor"])
+            if fx_arr.shape != () or fx_arr.dtype.kind not in "US":
+                raise ValueError(f"{label}: key 'feature_extractor' must be one string, got dtype {fx_arr.dtype} "
+                                 f"shape {fx_arr.shape}")
+            fx = str(fx_arr)
         u = unit_roundoff_of(z["sigma"])
         if "cov_unit_roundoff" in z:
-            u = max(u, float(np.asarray(z["cov_unit_roundoff"], dtype=np.float64).reshape(())))
+            u_arr = np.asarray(z["cov_unit_roundoff"])
+            if u_arr.shape != () or u_arr.dtype.kind != "f" or not 0 < float(u_arr) < 1:
+                raise ValueError(f"{label}: key 'cov_unit_roundoff' must be one float in (0, 1)")
+            u = max(u, float(u_arr))
         return cls.from_mean_cov(mu, sigma, n, feature_extractor=fx or None, unit_roundoff=u)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import zipfile
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -40,10 +41,18 @@ def _as_stats(x: Any, name: str, progress: bool | None = None) -> FeatureStats:
     if is_path(x) and str(x).endswith(".npz"):
         if not os.path.exists(x):
             raise FileNotFoundError(f"{name}: no such file: {os.fspath(x)}")
-        with np.load(x, allow_pickle=False) as z:
-            if "mu" in z and "sigma" in z:
-                return FeatureStats.from_mapping(z, name)
+        if _looks_like_statistics(x, name):  # mu or sigma present: statistics, and both must be there
+            return FeatureStats.load(x, name=name)
     return FeatureStats.from_features(x, progress=progress)
+
+
+def _looks_like_statistics(path: Any, name: str) -> bool:
+    from ganmetrics._io import check_npz
+
+    check_npz(os.fspath(path), name)
+    with zipfile.ZipFile(os.fspath(path)) as zf:
+        keys = {n[:-4] for n in zf.namelist() if n.endswith(".npy")}
+    return bool(keys & {"mu", "sigma"})
 
 
 def _as_stats_named(x: Any, name: str, progress: bool | None = None) -> FeatureStats:

@@ -75,6 +75,7 @@ def kernel_mmd2_unbiased(x: Features, y: Features, kind: int, gamma: float, coef
 
 
 DEFAULT_SUBSET_SIZE = 1000  # torch-fidelity's and clean-fid's
+MAX_SUBSET_ROWS = 1 << 26  # subsets x subset_size: two int64 index arrays of this size take 1 GiB
 
 
 class KIDSubsetWarning(UserWarning):
@@ -156,6 +157,11 @@ def _check_subsets(subsets: Any, subset_size: Any, n_real: int, n_fake: int) -> 
         raise ValueError(f"subsets must be >= 1, got {subsets}")
     if subset_size < 2:
         raise ValueError(f"subset_size must be >= 2, got {subset_size}")
+    if subsets * subset_size > MAX_SUBSET_ROWS:
+        raise ValueError(
+            f"subsets x subset_size = {subsets * subset_size:,} exceeds {MAX_SUBSET_ROWS:,} (the subset indices alone "
+            "would take over 1 GiB); use fewer or smaller subsets"
+        )
     if subset_size > smaller:
         raise ValueError(
             f"subset_size = {subset_size} is larger than the smaller set ({smaller} samples); "
@@ -185,8 +191,11 @@ def cmmd(real: Any, fake: Any, *, sigma: float = 10.0, scale: float = 1000.0, no
     """
     fr, ff = as_features(real, "real", min_rows=2), as_features(fake, "fake", min_rows=2)
     _check_same_dim(fr, ff)
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
+    sigma, scale = float(sigma), float(scale)
+    if not (np.isfinite(sigma) and sigma * sigma > 0 and np.isfinite(1.0 / (2.0 * sigma * sigma))):
+        raise ValueError(f"sigma must be a positive number whose 1 / (2 sigma^2) is finite, got {sigma}")
+    if not np.isfinite(scale):
+        raise ValueError(f"scale must be finite, got {scale}")
     if normalize:
         fr, ff = _l2_normalized(fr), _l2_normalized(ff)
     gamma = 1.0 / (2.0 * sigma * sigma)

@@ -178,8 +178,16 @@ def _center(*sets: Features) -> np.ndarray:
     return _HostEngine().center(*sets)
 
 
+MAX_WORKSPACE_BYTES = 1 << 46  # 64 TiB: anything larger is a mistake, not a budget
+
+
 def _engine_kwargs(workspace_bytes: int | None) -> dict:
+    if workspace_bytes is not None and (isinstance(workspace_bytes, bool)
+                                        or not isinstance(workspace_bytes, (int, np.integer))):
+        raise TypeError(f"workspace_bytes must be an integer number of bytes, got {workspace_bytes!r}")
     wb = DEFAULT_WORKSPACE_BYTES if workspace_bytes is None else int(workspace_bytes)
+    if not (1 << 20) <= wb <= MAX_WORKSPACE_BYTES:
+        raise ValueError(f"workspace_bytes must be between 1 MiB and 64 TiB, got {wb}")
     return {"workspace_bytes": wb, "max_tile_rows": _tile_override[0], "max_tile_cols": _tile_override[1]}
 
 

@@ -75,6 +75,10 @@ def kmeans(x: Features, k: int, *, seed: int, max_iter: int = 100) -> np.ndarray
     return labels
 
 
+MAX_ANGLES = 1_000_000  # the curve's arrays are num_angles x num_clusters
+MAX_RUNS = 10_000
+
+
 def prd_curve(real_hist: np.ndarray, fake_hist: np.ndarray, num_angles: int = 1001, epsilon: float = 1e-10):
     """PRD curve of two histograms (Sajjadi et al.'s ``compute_prd``)."""
     angles = np.linspace(epsilon, np.pi / 2 - epsilon, num_angles)
@@ -102,10 +106,14 @@ def prd(
     _check_same_dim(fr, ff)
     if enforce_balance and fr.n != ff.n:
         raise ValueError(f"real has {fr.n} samples and fake {ff.n}; PRD needs equal sizes (or enforce_balance=False)")
-    if not 2 <= num_clusters <= fr.n + ff.n:
+    for pname, value, lo, hi in (("num_clusters", num_clusters, 2, None), ("num_angles", num_angles, 3, MAX_ANGLES),
+                                 ("num_runs", num_runs, 1, MAX_RUNS)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{pname} must be an integer, got {value!r}")
+        if value < lo or (hi is not None and value > hi):
+            raise ValueError(f"{pname} must be in [{lo}, {hi if hi is not None else 'inf'}], got {value}")
+    if num_clusters > fr.n + ff.n:
         raise ValueError(f"num_clusters must be in [2, {fr.n + ff.n}], got {num_clusters}")
-    if num_angles < 3 or num_runs < 1:
-        raise ValueError("num_angles must be >= 3 and num_runs >= 1")
     union = _union(fr, ff)
     precisions, recalls = [], []
     for run in steps(range(num_runs), num_runs, f"PRD k-means ({num_clusters} clusters)", unit="runs",

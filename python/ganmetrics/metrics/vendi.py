@@ -22,8 +22,8 @@ def vendi(x: Any, q: float = 1.0) -> float:
     """
     f = as_features(x, "x", min_rows=1)
     q = float(q)
-    if q < 0:
-        raise ValueError(f"q must be >= 0, got {q}")
+    if not q >= 0:  # NaN fails too
+        raise ValueError(f"q must be >= 0 (or inf), got {q}")
     stats = FeatureStats(f.dim)
     rows = max(1, (32 << 20) // (8 * f.dim))
     for a, b in f.chunks(rows):

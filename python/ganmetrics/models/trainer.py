@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ganmetrics._progress import steps
 from ganmetrics.models import data as data_mod
 from ganmetrics.models.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
 from ganmetrics.models.nets import DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator
@@ -93,7 +94,7 @@ def _real_sampler(cfg: TrainConfig, rng: np.random.Generator) -> Callable[[int],
     return lambda n: torch.from_numpy(mixture.sample(n, seed=int(rng.integers(2**31))))
 
 
-def train(cfg: TrainConfig, progress: bool = False) -> TrainResult:
+def train(cfg: TrainConfig, progress: bool | None = False) -> TrainResult:
     """Train one GAN. Same config (and seed) -> the same weights and logs, run after run."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -110,11 +111,8 @@ def train(cfg: TrainConfig, progress: bool = False) -> TrainResult:
     if 0 in cfg.checkpoint_steps:
         snapshot(0)
     t0 = time.perf_counter()
-    iterator = range(1, cfg.steps + 1)
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, desc=f"{cfg.model}/{cfg.loss}", leave=False)
+    iterator = steps(range(1, cfg.steps + 1), cfg.steps, f"training {cfg.model}/{cfg.loss}", unit="steps",
+                     progress=progress)
     for step in iterator:
         gen.train()
         for _ in range(cfg.n_critic):

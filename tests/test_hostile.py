@@ -1,0 +1,182 @@
+"""Hostile input, faults and concurrency (issue 14): every probe gets a clear error or the exact value."""
+
+import multiprocessing as mp
+import os
+import stat
+import struct
+import threading
+import zipfile
+
+import numpy as np
+import pytest
+
+import ganmetrics as gm
+from ganmetrics.cli import main
+
+
+def run(args, capsys):
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+# ------------------------------------------------------------------ files
+def test_statistics_file_missing_a_key_is_named(tmp_path, rng, capsys):
+    np.savez(tmp_path / "s.npz", sigma=np.eye(16))
+    np.save(tmp_path / "real.npy", rng.standard_normal((50, 16)))
+    code, _, err = run(["fid", str(tmp_path / "s.npz"), str(tmp_path / "real.npy")], capsys)
+    assert code == 2 and "lacks key(s) ['mu']" in err and "s.npz" in err
+    with pytest.raises(ValueError, match=r"lacks key\(s\) \['sigma'\]"):
+        np.savez(tmp_path / "m.npz", mu=np.zeros(16))
+        gm.fid(str(tmp_path / "m.npz"), str(tmp_path / "real.npy"))
+
+
+def test_stats_output_that_is_the_input_is_refused(tmp_path, rng, capsys):
+    path = tmp_path / "x.npy"
+    x = rng.standard_normal((40, 4))
+    np.save(path, x)
+    code, _, err = run(["stats", str(path), "-o", str(path)], capsys)
+    assert code == 2 and "is the input FEATURES file" in err
+    np.testing.assert_array_equal(np.load(path), x)  # untouched
+
+
+def test_truncated_npz(tmp_path, rng, capsys):
+    np.savez(tmp_path / "s.npz", mu=np.zeros(8), sigma=np.eye(8))
+    data = (tmp_path / "s.npz").read_bytes()
+    (tmp_path / "t.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="t.npz is not a readable .npz"):
+        gm.FeatureStats.load(tmp_path / "t.npz")
+    np.save(tmp_path / "x.npy", rng.standard_normal((20, 8)))
+    code, _, err = run(["fid", str(tmp_path / "t.npz"), str(tmp_path / "x.npy")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "t.npz" in err
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("n", np.str_("many"), "key 'n' must be one integer"),
+    ("n", np.array([3, 4]), "key 'n' must be one integer"),
+    ("feature_extractor", np.array(["a", "b"]), "key 'feature_extractor' must be one string"),
+])
+def test_malformed_statistics_keys_are_named(tmp_path, key, value, words):
+    np.savez(tmp_path / "s.npz", mu=np.zeros(3), sigma=np.eye(3), **{key: value})
+    with pytest.raises(ValueError, match=words) as info:
+        gm.FeatureStats.load(tmp_path / "s.npz")
+    assert "s.npz" in str(info.value)
+
+
+def test_npz_declaring_gigabytes_is_refused_before_reading(tmp_path):
+    # a tiny zip whose array header declares 100000 x 100000 float64 (80 GB)
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1, 1)))
+    header["shape"] = (100000, 100000)
+    raw = np.lib.format.MAGIC_PREFIX + bytes([1, 0])
+    text = repr(header).encode("latin1")
+    text += b" " * ((64 - (len(raw) + 2 + len(text) + 1) % 64) % 64) + b"\n"
+    payload = raw + struct.pack("<H", len(text)) + text + b"\0" * 1024
+    import io
+
+    mu = io.BytesIO()
+    np.save(mu, np.zeros(100000))
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("mu.npy", mu.getvalue())
+        zf.writestr("sigma.npy", payload)
+    with pytest.raises(ValueError, match=r"array 'sigma' declares 74\.5 GiB"):
+        gm.FeatureStats.load(tmp_path / "bomb.npz")
+    with pytest.raises(ValueError, match="GANMETRICS_NPZ_MAX_BYTES"):
+        gm.fid(str(tmp_path / "bomb.npz"), str(tmp_path / "bomb.npz"))
+
+
+def test_saving_keeps_mode_follows_links_and_sweeps_killed_writes(tmp_path, rng):
+    s = gm.FeatureStats.from_features(rng.standard_normal((30, 3)))
+    target = tmp_path / "s.npz"
+    s.save(target)
+    os.chmod(target, 0o600)
+    s.save(target)
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600  # re-saving keeps the mode
+    link = tmp_path / "link.npz"
+    os.symlink(target, link)
+    s.save(link)
+    assert os.path.islink(link) and os.path.realpath(link) == str(target)  # the link stays, its target is written
+    dead = mp.get_context("fork").Process(target=lambda: None)
+    dead.start()
+    dead.join()  # a process id that no longer exists
+    stale = tmp_path / f".s.npz.{dead.pid}.abc123.tmp"
+    stale.write_bytes(b"partial")
+    s.save(target)
+    assert not stale.exists()  # what a killed writer left behind is swept on the next save
+    assert gm.FeatureStats.load(target).n == 30
+
+
+def test_unwritable_outputs_are_one_line_errors(tmp_path, rng, capsys):
+    np.save(tmp_path / "x.npy", rng.standard_normal((20, 3)))
+    code, _, err = run(["stats", str(tmp_path / "x.npy"), "-o", str(tmp_path)], capsys)
+    assert code == 2 and "is a folder" in err
+    code, _, err = run(["stats", str(tmp_path / "x.npy"), "-o", str(tmp_path / "no" / "such" / "dir" / "s.npz")], capsys)
+    assert code == 2 and err.startswith("ganmetrics: error:") and len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ parameters
+@pytest.mark.parametrize("call, exc, words", [
+    (lambda x: gm.set_num_threads(50000), ValueError, r"n must be in \[0, 1024\]"),
+    (lambda x: gm.kid(x, x, subsets=10**9, subset_size=10), ValueError, "exceeds"),
+    (lambda x: gm.prd(x, x, num_angles=10**8), ValueError, "num_angles must be in"),
+    (lambda x: gm.cmmd(x, x, sigma=1e-300), ValueError, "sigma must be"),
+    (lambda x: gm.cmmd(x, x, scale=float("nan")), ValueError, "scale must be finite"),
+    (lambda x: gm.vendi(x, q=float("nan")), ValueError, "q must be"),
+    (lambda x: gm.prdc(x, x, workspace_bytes=2**64), ValueError, "workspace_bytes must be between"),
+    (lambda x: gm.FeatureStats(2.7), TypeError, "dim must be an integer"),
+])
+def test_parameters_get_one_clear_error(rng, call, exc, words):
+    x = rng.standard_normal((30, 4))
+    with pytest.raises(exc, match=words):
+        call(x)
+    assert gm.get_num_threads() >= 1
+
+
+# ------------------------------------------------------------------ threads and fork
+def test_feature_stats_updated_from_two_threads(rng):
+    x = rng.standard_normal((32000, 24))
+    stats = gm.FeatureStats(24)
+    halves = [x[:16000], x[16000:]]
+    threads = [threading.Thread(target=lambda h=h: [stats.update(h[i:i + 500]) for i in range(0, 16000, 500)])
+               for h in halves]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert stats.n == 32000
+    np.testing.assert_allclose(stats.cov, np.cov(x, rowvar=False), rtol=1e-10, atol=1e-12)
+
+
+def test_blas_threads_are_restored_after_concurrent_calls(rng):
+    before = gm.build_info()["blas_threads"]
+    x, y = rng.standard_normal((1500, 32)), rng.standard_normal((1500, 32))
+    threads = [threading.Thread(target=lambda: gm.prdc(x, y, k=5)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert gm.build_info()["blas_threads"] == before
+
+
+def _child_prdc(queue):
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((400, 16)), rng.standard_normal((400, 16))
+    res = gm.prdc(x, y, k=3)
+    queue.put((res.precision, float(gm.fid(x, y))))
+
+
+def test_a_forked_child_works_after_the_parent_used_openmp(rng):
+    x, y = rng.standard_normal((400, 16)), rng.standard_normal((400, 16))
+    gm.prdc(x, y, k=3)  # the parent's OpenMP thread pool now exists
+    gm.FeatureStats.from_features(x)
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_prdc, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung in its first OpenMP call")
+    precision, value = queue.get(timeout=5)
+    rng1 = np.random.default_rng(1)
+    a, b = rng1.standard_normal((400, 16)), rng1.standard_normal((400, 16))
+    assert precision == gm.prdc(a, b, k=3).precision and value == pytest.approx(gm.fid(a, b), rel=1e-12)
