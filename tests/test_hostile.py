@@ -180,3 +180,44 @@ def test_a_forked_child_works_after_the_parent_used_openmp(rng):
     rng1 = np.random.default_rng(1)
     a, b = rng1.standard_normal((400, 16)), rng1.standard_normal((400, 16))
     assert precision == gm.prdc(a, b, k=3).precision and value == pytest.approx(gm.fid(a, b), rel=1e-12)
+
+
+# ------------------------------------------------------------------ extreme magnitudes
+def test_knn_decisions_are_invariant_to_power_of_two_scaling(rng):
+    from conftest import kth_radius2, prdc_reference
+
+    real, fake = rng.standard_normal((300, 32)), rng.standard_normal((280, 32)) + 0.2
+    base = gm.prdc(real, fake, k=5)
+    for c in (2.0**100, 2.0**-100, 2.0**400):
+        res = gm.prdc(real * c, fake * c, k=5)
+        assert [res[m] for m in ("precision", "recall", "density", "coverage")] == \
+            [base[m] for m in ("precision", "recall", "density", "coverage")], c
+        np.testing.assert_array_equal(gm.knn_radii(real * c, k=5), gm.knn_radii(real, k=5) * c)
+    # the probes: only the fake set scaled by 1e30 (truth: no fake sample near a real one)
+    ref = prdc_reference(real, fake * 1e30, 5)
+    res = gm.prdc(real, fake * 1e30, k=5)
+    assert [res[m] for m in ref] == [ref[m] for m in ref] and res.precision == 0 and res.density == 0
+    np.testing.assert_allclose(gm.knn_radii(real * 1e30, k=5) ** 2, kth_radius2(real * 1e30, 5), rtol=1e-13)
+    mem = gm.memorization(real * 1e30, fake * 1e30)
+    assert mem.fraction == gm.memorization(real, fake).fraction
+    assert gm.prd(real * 2.0**100, fake[:300 - 20] * 2.0**100, enforce_balance=False).f8 == \
+        gm.prd(real, fake[:280], enforce_balance=False).f8
+    with pytest.raises(ValueError, match="overflow float64; divide the features by a power of two"):
+        gm.prdc(real * 1e160, fake * 1e160, k=5)
+
+
+def test_fid_and_kernel_metrics_at_extreme_magnitudes(rng):
+    x, y = rng.standard_normal((300, 8)), rng.standard_normal((300, 8)) + 0.3
+    fid = gm.fid(x, y)
+    for c in (2.0**400, 1e150, 1e-150):
+        assert gm.fid(x * c, y * c) / c**2 == pytest.approx(fid, rel=1e-12)  # FD scales with c^2
+        assert gm.vendi(x * c) == pytest.approx(gm.vendi(x), rel=1e-12)
+        assert gm.cmmd(x * c, y * c) == pytest.approx(gm.cmmd(x, y), rel=1e-12)
+    with pytest.raises(ValueError, match="squared deviations overflow float64"):
+        gm.fid(x * 1e200, y * 1e200)
+    stats = gm.FeatureStats.from_features(x)
+    with pytest.raises(ValueError, match="overflow"):
+        stats.update(x * 1e200)
+    assert stats.n == 300 and np.isfinite(stats.cov).all()  # unchanged by the refused update
+    with pytest.raises(ValueError, match="polynomial kernel"):
+        gm.kid(x * 1e150, y * 1e150, subsets=None)

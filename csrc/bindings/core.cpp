@@ -70,7 +70,7 @@ PYBIND11_MODULE(_core, m) {
           py::gil_scoped_release nogil;
           gm::moments_update(st, p);
         }
-        return py::make_tuple(st.n, p.nonfinite, p.first_nonfinite);
+        return py::make_tuple(st.n, p.nonfinite, p.first_nonfinite, p.overflow);
       },
       py::arg("mean"), py::arg("m2"), py::arg("n"), py::arg("x"), py::arg("dtype"), py::arg("rows") = py::none(),
       py::arg("chunk_rows") = 0, py::arg("progress") = py::none());

@@ -28,6 +28,7 @@ struct MomentsUpdateParams {
   // out: NaN/Inf values found while reading; when any is found the state is left unchanged
   int64_t nonfinite = 0;
   int64_t first_nonfinite = -1;  // position (within the rows of this update) of the first row holding one
+  bool overflow = false;         // out: the squared deviations overflow float64; the state is left unchanged
 };
 
 void moments_update(MomentsState& state, MomentsUpdateParams& p);

@@ -113,6 +113,22 @@ void update_impl(MomentsState& st, MomentsUpdateParams& p) {
     for (int64_t j = 0; j <= i; ++j) row[j] -= di * colsum[j];
   }
   for (int64_t j = 0; j < d; ++j) mean[j] = shift[j] + colsum[j];
+  for (int64_t j = 0; j < d; ++j) {  // a diagonal entry (a sum of squares) or a mean that overflowed
+    if (!std::isfinite(acc[j * d + j]) || !std::isfinite(mean[j])) {
+      p.overflow = true;
+      return;
+    }
+  }
+  if (st.n > 0) {  // the merge adds n_a n_b / n (mean_b - mean_a)^2 to the diagonal
+    const double coef = double(st.n) * double(total) / (double(st.n) + double(total));
+    for (int64_t j = 0; j < d; ++j) {
+      const double dm = mean[j] - st.mean[j];
+      if (!std::isfinite(st.m2[j * d + j] + acc[j * d + j] + coef * dm * dm)) {
+        p.overflow = true;
+        return;
+      }
+    }
+  }
   if (st.n == 0) {
     std::copy(mean.begin(), mean.end(), st.mean);
     for (int64_t i = 0; i < d; ++i) std::copy(acc.data() + i * d, acc.data() + i * d + i + 1, st.m2 + i * d);

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <sstream>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -24,15 +25,59 @@ constexpr int64_t kColChunk = 64;     // columns per task in the column epilogue
 struct Bound {
   double coef;
   double tau;
-  explicit Bound(int64_t d) {
+  // unscale: 2^(2e) for data scaled by 2^-e before the float32 GEMM (norms are in original units, the
+  // absolute underflow allowance is in scaled units)
+  Bound(int64_t d, double unscale) {
     const double u = std::ldexp(1.0, -24), u64 = std::ldexp(1.0, -53);
     const double du = double(d) * u;
     GM_REQUIRE(du < 0.25, "too many features (" + std::to_string(d) + ") for float32 distance bounds");
     coef = 1.05 * (du / (1.0 - du) + 4.01 * u + (4.0 * double(d) + 32.0) * u64);
-    tau = 4.0 * double(d) * std::ldexp(1.0, -120);
+    tau = 4.0 * double(d) * std::ldexp(1.0, -120) * unscale;
   }
   double operator()(double nq, double nr) const { return coef * (nq + nr) + tau; }
 };
+
+// Exact power-of-two scaling for the float32 GEMM: every k-NN decision is invariant under it, and it keeps
+// float32 values and products far from overflow and underflow whatever the magnitude of the features.
+struct Scaling {
+  double data = 1.0;     // 2^-e, applied to the centred rows before rounding to float32
+  double unscale = 1.0;  // 2^(2e), maps a scaled squared distance or dot product back to original units
+};
+
+// Largest finite values whose squared distances, summed over d features, stay finite in float64.
+constexpr int kMaxExponent = 480;
+
+Scaling scaling_for(const MatView& x, const MatView* y, const double* center, int nt) {
+  double mx = 0.0;
+  for (const MatView* v : {&x, y}) {
+    if (!v) continue;
+    const int64_t d = v->cols;
+    double vmax = 0.0;
+#pragma omp parallel num_threads(nt) reduction(max : vmax)
+    {
+      std::vector<double> row(static_cast<size_t>(d));
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < v->rows; ++i) {
+        load_row<double>(*v, i, center, row.data());
+        for (int64_t j = 0; j < d; ++j) vmax = std::max(vmax, std::abs(row[j]));
+      }
+    }
+    mx = std::max(mx, vmax);
+  }
+  Scaling sc;
+  if (!(mx > 0.0) || !std::isfinite(mx)) return sc;
+  const int e = std::ilogb(mx);  // mx * 2^-e lies in [1, 2)
+  if (e > kMaxExponent) {
+    std::ostringstream os;
+    os.precision(3);
+    os << "feature values reach " << mx << " after centring: their squared distances overflow float64; divide "
+       << "the features by a power of two (k-NN decisions do not change)";
+    throw std::invalid_argument(os.str());
+  }
+  sc.data = std::ldexp(1.0, -e);
+  sc.unscale = std::ldexp(1.0, 2 * e);
+  return sc;
+}
 
 // Float32 centred rows [begin, begin + rows) of a view and their float64 squared norms.
 struct Block {
@@ -42,23 +87,31 @@ struct Block {
   std::vector<double> norm;
 };
 
-void fill_block(const MatView& v, const double* center, int64_t begin, int64_t rows, Block& b, int nt) {
+void fill_block(const MatView& v, const double* center, const Scaling& sc, int64_t begin, int64_t rows, Block& b,
+                int nt) {
   const int64_t d = v.cols;
   b.begin = begin;
   b.rows = rows;
   b.data.resize(static_cast<size_t>(rows * d));
   b.norm.resize(static_cast<size_t>(rows));
   bool finite = true;
-#pragma omp parallel for schedule(static) num_threads(nt) reduction(&& : finite)
-  for (int64_t i = 0; i < rows; ++i) {
-    float* out = b.data.data() + i * d;
-    load_row<float>(v, begin + i, center, out);
-    double s = 0.0;
-    for (int64_t j = 0; j < d; ++j) s += double(out[j]) * double(out[j]);
-    b.norm[i] = s;
-    finite = finite && std::isfinite(s);
+#pragma omp parallel num_threads(nt) reduction(&& : finite)
+  {
+    std::vector<double> row(static_cast<size_t>(d));
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < rows; ++i) {
+      float* out = b.data.data() + i * d;
+      load_row<double>(v, begin + i, center, row.data());
+      double s = 0.0;
+      for (int64_t j = 0; j < d; ++j) {
+        out[j] = float(row[j] * sc.data);  // exact power-of-two scaling, then one rounding
+        s += double(out[j]) * double(out[j]);
+      }
+      b.norm[i] = s * sc.unscale;  // original units
+      finite = finite && std::isfinite(b.norm[i]);
+    }
   }
-  GM_REQUIRE(finite, "feature values are too large for float32 distances (after centring, |x|^2 overflows)");
+  GM_REQUIRE(finite, "feature values are too large for float64 squared distances");
 }
 
 void tile_sizes(const TileConfig& t, int64_t n, int64_t m, int64_t d, int64_t& tr, int64_t& tc) {
@@ -167,8 +220,9 @@ void knn(KnnParams& p) {
     GM_REQUIRE(k <= m, "k = " + std::to_string(k) + " exceeds the number of reference samples (" +
                            std::to_string(m) + ")");
   }
-  const Bound bound(d);
   const int nt = num_threads();
+  const Scaling sc = scaling_for(p.x, p.self ? nullptr : &p.y, p.center, nt);
+  const Bound bound(d, sc.unscale);
   int64_t tr, tc;
   tile_sizes(p.tiles, n, m, d, tr, tc);
   if (p.self) {
@@ -184,10 +238,10 @@ void knn(KnnParams& p) {
   {
     BlasSingleThread single;  // one sgemm per OpenMP task
     for (int64_t i0 = 0; i0 < n; advance_progress(p.tiles.progress, std::min(tr, n - i0)), i0 += tr) {
-      fill_block(p.x, p.center, i0, std::min(tr, n - i0), bx, nt);
+      fill_block(p.x, p.center, sc, i0, std::min(tr, n - i0), bx, nt);
       for (int64_t j0 = p.self ? i0 : 0; j0 < m; j0 += tc) {
         const bool diag = p.self && j0 == i0;
-        if (!diag) fill_block(p.y, p.center, j0, std::min(tc, m - j0), by, nt);
+        if (!diag) fill_block(p.y, p.center, sc, j0, std::min(tc, m - j0), by, nt);
         const Block& yb = diag ? bx : by;
         const int64_t rows = bx.rows, cols = yb.rows;
         const int64_t srows = strip_rows(rows, nt);
@@ -207,7 +261,7 @@ void knn(KnnParams& p) {
               const double wc = w ? w[gc] : 1.0;
               if (!(wc > 0.0)) continue;
               const double nr = yb.norm[c];
-              const double val = nq + nr - 2.0 * double(srow[c]);
+              const double val = nq + nr - 2.0 * sc.unscale * double(srow[c]);
               const double e = bound(nq, nr);
               a.offer((val - e) * wc, (val + e) * wc, gc, k);
             }
@@ -226,7 +280,7 @@ void knn(KnnParams& p) {
               const float* srow = S.data() + q * cols;
               for (int64_t c = c0; c < c1; ++c) {
                 const double nr = yb.norm[c];
-                const double val = nq + nr - 2.0 * double(srow[c]);
+                const double val = nq + nr - 2.0 * sc.unscale * double(srow[c]);
                 const double e = bound(nq, nr);
                 acc[j0 + c].offer((val - e) * wq, (val + e) * wq, gq, k);
               }
@@ -256,10 +310,11 @@ void cross(CrossParams& p) {
   GM_ASSERT(!p.row_radius2 || p.col_any);
   GM_ASSERT(!p.col_min_value || p.col_argmin);
   GM_ASSERT(!p.row_min_value || p.row_argmin);
-  const Bound bound(d);
   const bool strict = p.strict;
   auto inside = [strict](double f, double R) { return strict ? f < R : f <= R; };
   const int nt = num_threads();
+  const Scaling sc = scaling_for(p.x, &p.y, p.center, nt);
+  const Bound bound(d, sc.unscale);
   int64_t tr, tc;
   tile_sizes(p.tiles, n, m, d, tr, tc);
   if (p.col_radius2) std::fill(p.row_count, p.row_count + n, int64_t(0));
@@ -272,9 +327,9 @@ void cross(CrossParams& p) {
   {
     BlasSingleThread single;
     for (int64_t i0 = 0; i0 < n; advance_progress(p.tiles.progress, std::min(tr, n - i0)), i0 += tr) {
-      fill_block(p.x, p.center, i0, std::min(tr, n - i0), bx, nt);
+      fill_block(p.x, p.center, sc, i0, std::min(tr, n - i0), bx, nt);
       for (int64_t j0 = 0; j0 < m; j0 += tc) {
-        fill_block(p.y, p.center, j0, std::min(tc, m - j0), by, nt);
+        fill_block(p.y, p.center, sc, j0, std::min(tc, m - j0), by, nt);
         const int64_t rows = bx.rows, cols = by.rows;
         const int64_t srows = strip_rows(rows, nt);
         const int64_t strips = (rows + srows - 1) / srows;
@@ -294,7 +349,7 @@ void cross(CrossParams& p) {
               for (int64_t c = 0; c < cols; ++c) {
                 const int64_t gc = j0 + c;
                 const double nr = by.norm[c];
-                const double val = nq + nr - 2.0 * double(srow[c]);
+                const double val = nq + nr - 2.0 * sc.unscale * double(srow[c]);
                 const double e = bound(nq, nr);
                 if (p.col_radius2) {
                   const double R = p.col_radius2[gc];
@@ -325,7 +380,7 @@ void cross(CrossParams& p) {
                 for (int64_t c = c0; c < c1; ++c) {
                   const int64_t gc = j0 + c;
                   const double nr = by.norm[c];
-                  const double val = nq + nr - 2.0 * double(srow[c]);
+                  const double val = nq + nr - 2.0 * sc.unscale * double(srow[c]);
                   const double e = bound(nq, nr);
                   if (p.row_radius2 && !p.col_any[gc] && val - e <= Rq) {
                     if (val + e < Rq) {

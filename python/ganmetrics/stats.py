@@ -121,11 +121,15 @@ class FeatureStats:
         state unchanged when it finds any. ``offset`` is added to the row reported in that error."""
         total = f.n if rows is None else len(rows)
         with self._lock:
-            n, bad, first = counted(lambda c: _core.moments_update(self._mean, self._m2, self._n, f.array, f.code,
-                                                                   rows, progress=c),
-                                    total, desc, progress=progress)
-            if not bad:
+            n, bad, first, overflow = counted(lambda c: _core.moments_update(self._mean, self._m2, self._n, f.array,
+                                                                             f.code, rows, progress=c),
+                                              total, desc, progress=progress)
+            if not bad and not overflow:
                 self._n = int(n)
+        if overflow:
+            raise ValueError(f"{f.name}: squared deviations overflow float64 (feature magnitudes near 1e154 or "
+                             "more); divide the features by a power of two c = 2^k (the Fréchet distance scales "
+                             "by c^2)")
         if bad:
             row = offset + (first if rows is None else int(rows[first]))
             raise ValueError(f"{f.name} contains {bad} NaN or Inf value(s); the first is in row {row}")

@@ -131,8 +131,18 @@ class _Side:
         max_rank = -1 if self.n is None else max(0, self.n - 1)
         return {"rank_tol": rank_tol, "psd_tol": psd_tol, "max_rank": max_rank}
 
-    def factor(self) -> Any:
-        return _core.psd_factor(self.cov, self.name, **self.tolerances())
+    def factor(self, scale: float = 1.0) -> Any:
+        """Factor of scale * cov (scale: an exact power of two)."""
+        cov = self.cov if scale == 1.0 else self.cov * scale
+        return _core.psd_factor(cov, self.name, **self.tolerances())
+
+
+def _finite_trace(side: _Side) -> float:
+    tr = float(np.trace(side.cov))
+    if not np.isfinite(tr) or not np.isfinite(float(side.mean @ side.mean)):
+        raise ValueError(f"{side.name}: its trace or mean overflows float64 (entries near 1e300); divide the features "
+                         "by a power of two c = 2^k and the statistics by c and c^2 (the distance scales by c^2)")
+    return tr
 
 
 class _Reference:
@@ -145,13 +155,18 @@ class _Reference:
     def __init__(self, ref: _Side, device: str = "cpu"):
         self.ref = ref
         self.device = device
-        self.trace = float(np.trace(ref.cov))
+        self.trace = _finite_trace(ref)
+        # tr sqrt(S1^1/2 S2 S1^1/2) scales linearly when both covariances are scaled by s: far outside the
+        # usual magnitudes, factor 2^-k times the covariances (exact) so that no product over- or underflows
+        self.scale = 1.0
+        if self.trace > 1e100 or 0.0 < self.trace < 1e-100:
+            self.scale = float(np.ldexp(1.0, -int(np.frexp(self.trace)[1])))
         if device == "cuda":
             from ganmetrics._cuda_arrays import require_cuda
 
             require_cuda("device='cuda'")
         else:
-            self.factor = ref.factor()
+            self.factor = ref.factor(self.scale)
 
     def _check(self, other: _Side) -> None:
         if other.mean.shape != self.ref.mean.shape:
@@ -171,11 +186,11 @@ class _Reference:
                                                self.ref.name, [o.name for o in others])
             sqrt_terms = [t[0] for t in traces]
         else:
-            sqrt_terms = [_core.trace_sqrt_product(self.factor, o.factor())[0] for o in others]
+            sqrt_terms = [_core.trace_sqrt_product(self.factor, o.factor(self.scale))[0] / self.scale for o in others]
         out = []
         for other, t in zip(others, sqrt_terms):
             rel_tol = max(_NEGATIVE_TOL, other.tolerances()["psd_tol"], self.ref.tolerances()["psd_tol"])
-            out.append(_combine(self.ref.mean, self.trace, other.mean, float(np.trace(other.cov)), t, rel_tol))
+            out.append(_combine(self.ref.mean, self.trace, other.mean, _finite_trace(other), t, rel_tol))
         return out
 
     def distance(self, other: _Side) -> float:

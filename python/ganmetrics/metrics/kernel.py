@@ -132,6 +132,7 @@ def kid(
             subsets = None
     if subsets is None:
         value = kernel_mmd2_unbiased(fr, ff, POLYNOMIAL, g, c0, deg, workspace_bytes, precision, progress)
+        _require_finite_kid(np.array([value]))
         return KIDResult(float(value), None, np.array([value]))
     # torch-fidelity's draw: RandomState(seed), for each subset fake indices then real indices
     rng = np.random.RandomState(seed)
@@ -143,7 +144,15 @@ def kid(
     values = counted(lambda c: _core.mmd_subsets(ff.array, ff.code, fr.array, fr.code, fi, ri, POLYNOMIAL, g, c0, deg,
                                                  f32, progress=c),
                      subsets, f"KID subsets of {subset_size}", unit="subsets", progress=progress)
+    _require_finite_kid(values)
     return KIDResult(float(values.mean()), float(values.std()), values, subsets, subset_size)
+
+
+def _require_finite_kid(values: np.ndarray) -> None:
+    if not np.all(np.isfinite(values)):
+        raise ValueError("the polynomial kernel (x.y / d + 1)^3 overflows float64 for these features (magnitudes "
+                         "near 1e50 or more); KID is not scale invariant, so rescale the features as your encoder "
+                         "normally produces them")
 
 
 def _check_subsets(subsets: Any, subset_size: Any, n_real: int, n_fake: int) -> tuple[int, int]:
@@ -171,9 +180,16 @@ def _check_subsets(subsets: Any, subset_size: Any, n_real: int, n_fake: int) -> 
     return int(subsets), int(subset_size)
 
 
+def safe_row_norms(x: np.ndarray) -> np.ndarray:
+    """Euclidean norms of the rows without overflow or underflow (each row scaled by its largest |value|)."""
+    big = np.abs(x).max(axis=1)
+    safe = np.where(big > 0, big, 1.0)
+    return big * np.linalg.norm(x / safe[:, None], axis=1)
+
+
 def _l2_normalized(f: Features) -> Features:
     x = f.rows(0, f.n).astype(np.float64)
-    norms = np.linalg.norm(x, axis=1)
+    norms = safe_row_norms(x)
     zero = np.flatnonzero(norms == 0)
     if zero.size:
         raise ValueError(f"{f.name} has {zero.size} all-zero row(s) (first: {zero[0]}); they cannot be L2-normalized")

@@ -8,6 +8,7 @@ import numpy as np
 
 from ganmetrics._arrays import as_features
 from ganmetrics._native import _core
+from ganmetrics.metrics.kernel import safe_row_norms
 from ganmetrics.stats import FeatureStats
 
 
@@ -28,7 +29,7 @@ def vendi(x: Any, q: float = 1.0) -> float:
     rows = max(1, (32 << 20) // (8 * f.dim))
     for a, b in f.chunks(rows):
         block = f.rows(a, b).astype(np.float64)
-        norms = np.linalg.norm(block, axis=1)
+        norms = safe_row_norms(block)
         zero = np.flatnonzero(norms == 0)
         if zero.size:
             raise ValueError(f"x has an all-zero row ({a + zero[0]}); cosine similarity is undefined for it")
