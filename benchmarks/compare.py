@@ -4,6 +4,7 @@
     python benchmarks/compare.py prdc --n 10000 20000
     python benchmarks/compare.py kid            # KID 100 x 1000 subsets and full-set KID, 10k x 2048 (float64, float32)
     python benchmarks/compare.py cmmd           # CMMD, 10k x 2048 (float64, float32) against the paper's estimator
+    python benchmarks/compare.py collapse       # PRDC 20k x 2048: a fully collapsed fake set against a normal one
     python benchmarks/compare.py fdinf          # FD-infinity against 15 independent FIDs
     python benchmarks/compare.py prdc --n 50000 --only ganmetrics --repeat 1
     python benchmarks/compare.py all --out benchmarks/results/cpu.json
@@ -172,6 +173,17 @@ def _import_with_torchvision_stub(module):
     return importlib.import_module(module)
 
 
+def _prdc_ganmetrics_collapsed(real, fake):
+    """PRDC with a fully collapsed fake set: every fake sample is the same vector (mode collapse)."""
+    import numpy as np
+
+    import ganmetrics as gm
+
+    collapsed = np.repeat(fake[:1], len(fake), axis=0)
+    res = gm.prdc(real, collapsed, k=5, progress=False)
+    return {m: res[m] for m in ("precision", "recall", "density", "coverage")}
+
+
 def _kid_ganmetrics(real, fake):
     import ganmetrics as gm
 
@@ -294,6 +306,8 @@ CONTENDERS = {
     "prdc/prdc-package": ("pair", _prdc_package),
     "prdc/torch-cdist-float32": ("pair", _prdc_torch_cdist),
     "radius/faiss-IndexFlatL2": ("pair", _radius_faiss),
+    "collapse/ganmetrics-normal": ("pair", _prdc_ganmetrics),
+    "collapse/ganmetrics-collapsed": ("pair", _prdc_ganmetrics_collapsed),
     "kid/ganmetrics": ("pair", _kid_ganmetrics),
     "kid/ganmetrics-float32": ("pair", _kid_ganmetrics_float32),
     "kid/torch-fidelity": ("pair", _kid_torch_fidelity),
@@ -368,7 +382,7 @@ def machine() -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("suite", nargs="?", choices=["fd", "cov", "prdc", "kid", "cmmd", "fdinf", "all"], default="all")
+    p.add_argument("suite", nargs="?", choices=["fd", "cov", "prdc", "collapse", "kid", "cmmd", "fdinf", "all"], default="all")
     p.add_argument("--child")
     p.add_argument("--n", type=int, nargs="+", default=None)
     p.add_argument("--d", type=int, default=2048)
@@ -387,6 +401,8 @@ def main() -> None:
         plan += [(name, n, 3) for n in (args.n or [10000, 50000]) for name in CONTENDERS if name.startswith("cov/")]
     if args.suite in ("kid", "all"):
         plan += [(name, n, 1) for n in (args.n or [10000]) for name in CONTENDERS if name.startswith(("kid/", "kidfull/"))]
+    if args.suite in ("collapse", "all"):
+        plan += [(name, n, 1) for n in (args.n or [20000]) for name in CONTENDERS if name.startswith("collapse/")]
     if args.suite in ("cmmd", "all"):
         plan += [(name, n, 1) for n in (args.n or [10000]) for name in CONTENDERS if name.startswith("cmmd/")]
     if args.suite in ("fdinf", "all"):

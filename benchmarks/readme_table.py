@@ -60,6 +60,11 @@ def table(rows) -> str:
                            f"{t('radius/faiss-IndexFlatL2', n):.1f} s | — |")
             elif task:
                 out.append(f"| {task} | {t('prdc/ganmetrics', n):.1f} s | (no contender: prdc would need ~30 GB) | | |")
+    if ("collapse/ganmetrics-collapsed", 20000) in rows:
+        c, nrm = "collapse/ganmetrics-collapsed", "collapse/ganmetrics-normal"
+        out.append(f"| PRDC, k = 5, 20,000 vs 20,000, d = 2048, fake set fully collapsed (+{m(c, 20000):.0f} MB) | "
+                   f"{t(c, 20000):.1f} s | the same with a normal fake set (+{m(nrm, 20000):.0f} MB) | "
+                   f"{t(nrm, 20000):.1f} s | {t(nrm, 20000) / t(c, 20000):.1f}× |")
     for ours, label in (("kid/ganmetrics", "KID, 100 subsets × 1000, 10,000 × 2048"),
                         ("kid/ganmetrics-float32", "KID, same, `precision=\"float32\"`")):
         if (ours, 10000) not in rows:

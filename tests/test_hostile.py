@@ -9,6 +9,8 @@ import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ganmetrics as gm
 from ganmetrics.cli import main
@@ -221,3 +223,69 @@ def test_fid_and_kernel_metrics_at_extreme_magnitudes(rng):
     assert stats.n == 300 and np.isfinite(stats.cov).all()  # unchanged by the refused update
     with pytest.raises(ValueError, match="polynomial kernel"):
         gm.kid(x * 1e150, y * 1e150, subsets=None)
+
+
+# ------------------------------------------------------------------ duplicates and collapse
+@st.composite
+def duplicated_sets(draw):
+    d = draw(st.integers(1, 12))
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((draw(st.integers(1, 6)), d)).astype(np.float32)
+    nr, nf = draw(st.integers(8, 60)), draw(st.integers(2, 60))
+    mode = draw(st.sampled_from(["collapsed fake", "both from few rows", "shared rows", "integer grid"]))
+    if mode == "collapsed fake":
+        real = rng.standard_normal((nr, d)).astype(np.float32)
+        fake = np.repeat(base[:1], nf, 0)
+    elif mode == "both from few rows":
+        real, fake = base[rng.integers(0, len(base), nr)], base[rng.integers(0, len(base), nf)] + np.float32(0.25)
+    elif mode == "shared rows":
+        real = np.concatenate([base[rng.integers(0, len(base), nr // 2)], rng.standard_normal((nr - nr // 2, d))])
+        fake = np.concatenate([base[rng.integers(0, len(base), nf // 2)], rng.standard_normal((nf - nf // 2, d))])
+    else:
+        real = rng.integers(0, 2, (nr, d)).astype(np.float32)
+        fake = rng.integers(0, 2, (nf, d)).astype(np.float32)
+    k = draw(st.integers(1, max(1, min(nr, nf) - 1)))
+    return real.astype(np.float32), fake.astype(np.float32), k
+
+
+@settings(max_examples=80, deadline=None)
+@given(duplicated_sets(), st.booleans())
+def test_duplicated_rows_give_the_brute_force_answer(case, strict):
+    from conftest import kth_radius2, sqdist
+
+    real, fake, k = case
+    rr, fr = kth_radius2(real, k), kth_radius2(fake, k)
+    d = sqdist(fake, real)
+    inside = (d < rr[None, :]) if strict else (d <= rr[None, :])
+    ref = {"precision": inside.any(1).mean(), "density": inside.sum() / (k * len(fake)),
+           "recall": ((d < fr[:, None]) if strict else (d <= fr[:, None])).any(0).mean(),
+           "coverage": ((d.min(0) < rr) if strict else (d.min(0) <= rr)).mean()}
+    res = gm.prdc(real, fake, k=k, strict=strict)
+    assert [res[m] for m in ref] == [ref[m] for m in ref]
+    np.testing.assert_allclose(gm.knn_radii(real, k=k) ** 2, rr, rtol=1e-13, atol=0)
+    nn1 = gm.nn1_accuracy(real, fake)
+    rr1, fr1 = kth_radius2(real, 1), kth_radius2(fake, 1)
+    expect = ((rr1 <= d.min(0)).sum() + (fr1 < d.min(1)).sum()) / (len(real) + len(fake))
+    assert nn1.accuracy == expect
+    mem = gm.memorization(real, fake)
+    np.testing.assert_array_equal(mem.flagged, (d <= rr1[None, :]).any(1))
+    lowest = np.array([np.flatnonzero(row == row.min())[0] for row in d])  # ties: the lowest training index
+    np.testing.assert_array_equal(mem.nearest_train, lowest)
+
+
+def test_a_collapsed_generator_costs_linear_memory():
+    """README: a fully collapsed fake set (every sample the same) costs what a normal one does, not N^2."""
+    from test_claims import PEAK_SCRIPT
+
+    script = PEAK_SCRIPT.replace(
+        "fake = rng.standard_normal((n, 64), dtype=np.float32) + np.float32(0.1)",
+        "fake = np.repeat(rng.standard_normal((1, 64), dtype=np.float32), n, 0)")
+    assert script != PEAK_SCRIPT
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", script, "16000"], capture_output=True, text=True, check=True)
+    peak_mb = json.loads(out.stdout.strip().splitlines()[-1])["peak_kb"] / 1024
+    assert peak_mb < 64, peak_mb  # before: every tied pair was kept, 12 GB at 20k

@@ -156,7 +156,8 @@ PYBIND11_MODULE(_core, m) {
       "cross",
       [](const py::array& x, int xcode, const py::array& y, int ycode, const OptF64& center,
          const OptF64& col_radius2, const OptF64& row_radius2, bool col_min, bool row_min, bool strict,
-         int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols, OptCounter progress) {
+         int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols, OptCounter progress,
+         std::optional<py::array_t<int64_t, py::array::c_style | py::array::forcecast>> col_multiplicity) {
         gm::CrossParams p;
         p.strict = strict;
         p.x = make_view(x, xcode, "x");
@@ -164,6 +165,11 @@ PYBIND11_MODULE(_core, m) {
         p.center = opt_vector(center, p.x.cols, "center");
         p.col_radius2 = opt_vector(col_radius2, p.y.rows, "col_radius2");
         p.row_radius2 = opt_vector(row_radius2, p.x.rows, "row_radius2");
+        if (col_multiplicity) {
+          if (col_multiplicity->ndim() != 1 || col_multiplicity->shape(0) != p.y.rows)
+            throw std::invalid_argument("col_multiplicity must have one entry per column row");
+          p.col_multiplicity = col_multiplicity->data();
+        }
         p.tiles = tiles_from(workspace_bytes, max_tile_rows, max_tile_cols, counter_ptr(progress));
         gm::bindings::CrossOutputs out(p, col_min, row_min);
         {
@@ -175,7 +181,8 @@ PYBIND11_MODULE(_core, m) {
       py::arg("x"), py::arg("xcode"), py::arg("y"), py::arg("ycode"), py::arg("center"),
       py::arg("col_radius2") = py::none(), py::arg("row_radius2") = py::none(), py::arg("col_min") = false,
       py::arg("row_min") = false, py::arg("strict") = false, py::arg("workspace_bytes") = int64_t(256) << 20,
-      py::arg("max_tile_rows") = 0, py::arg("max_tile_cols") = 0, py::arg("progress") = py::none());
+      py::arg("max_tile_rows") = 0, py::arg("max_tile_cols") = 0, py::arg("progress") = py::none(),
+      py::arg("col_multiplicity") = py::none());
 
   m.def(
       "kernel_sum",

@@ -47,6 +47,7 @@ struct CrossParams {
   const double* center = nullptr;
   const double* col_radius2 = nullptr;
   const double* row_radius2 = nullptr;
+  const int64_t* col_multiplicity = nullptr;  // optional [m]: row_count counts column c this many times
   bool strict = false;  // inclusion is f < radius^2 (the prdc package's convention) instead of <=
   int64_t* row_count = nullptr;
   uint8_t* col_any = nullptr;

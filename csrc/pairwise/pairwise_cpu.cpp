@@ -355,10 +355,11 @@ void cross(CrossParams& p) {
                   const double R = p.col_radius2[gc];
                   if (val - e <= R) {  // else certainly outside: f >= val - e > R
                     if (val + e < R) {  // certainly inside: f <= val + e < R
-                      ++count;
+                      count += p.col_multiplicity ? p.col_multiplicity[gc] : 1;
                     } else {
                       ++rechecked;
-                      if (inside(exact_sqdist(p.x, gq, p.y, gc, bq.data(), br.data()), R)) ++count;
+                      if (inside(exact_sqdist(p.x, gq, p.y, gc, bq.data(), br.data()), R))
+                        count += p.col_multiplicity ? p.col_multiplicity[gc] : 1;
                     }
                   }
                 }

@@ -17,6 +17,7 @@ a radius exactly (duplicated samples, identical sets): there ``<=`` gives the na
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 import warnings
 from typing import Any, Iterator
 
@@ -207,6 +208,89 @@ def _union(a: Features, b: Features) -> Features:
     return Features(np.concatenate(parts), F64 if wide is np.float64 else F32, f"{a.name}+{b.name}")
 
 
+@dataclass(frozen=True)
+class _Multiset:
+    """Exact duplicate rows collapsed: the distinct rows (each represented by its first occurrence), how many
+    times each occurs, and for every original row the index of its distinct row."""
+
+    rows: Features
+    counts: np.ndarray
+    inverse: np.ndarray
+    first: np.ndarray  # original index of each distinct row (its lowest)
+
+
+def _multiset(f: Features) -> _Multiset | None:
+    """None when every row is distinct. One pass projects the rows on a fixed random direction (float64 BLAS);
+    rows with equal projections are compared exactly, so only equal rows are merged (-0.0 equals 0.0)."""
+    n, d = f.n, f.dim
+    direction = np.random.default_rng(0x5EED).standard_normal(d)
+    proj = np.empty(n)
+    step = max(1, (32 << 20) // (8 * d))
+    for a, b in f.chunks(step):
+        proj[a:b] = f.rows(a, b).astype(np.float64) @ direction
+    order = np.argsort(proj, kind="stable")  # ties keep index order: a group's first member is its first row
+    sorted_proj = proj[order]
+    if not (sorted_proj[1:] == sorted_proj[:-1]).any():
+        return None
+    group = np.arange(n)  # group[i] = original index of the distinct row that row i equals
+    start = 0
+    while start < n:
+        end = start + 1
+        while end < n and sorted_proj[end] == sorted_proj[start]:
+            end += 1
+        if end - start > 1:
+            members = order[start:end]
+            reps: list[int] = []
+            rep_rows: list[np.ndarray] = []
+            for i in members:  # in index order within the run
+                row = f.rows(int(i), int(i) + 1)[0]
+                for r, rr in zip(reps, rep_rows):
+                    if np.array_equal(row, rr):
+                        group[i] = r
+                        break
+                else:
+                    reps.append(int(i))
+                    rep_rows.append(row)
+        start = end
+    firsts, inverse, counts = np.unique(group, return_inverse=True, return_counts=True)
+    if len(firsts) == n:
+        return None
+    return _Multiset(Features(np.ascontiguousarray(f.array[firsts]), f.code, f.name), counts.astype(np.int64),
+                     inverse.astype(np.int64), firsts.astype(np.int64))
+
+
+def _identity(f: Features) -> _Multiset:
+    ids = np.arange(f.n, dtype=np.int64)
+    return _Multiset(f, np.ones(f.n, np.int64), ids, ids)
+
+
+def _radii2_auto(f, k: int, center: np.ndarray, ws: int | None, eng, progress: bool | None) -> np.ndarray:
+    """k-NN radii^2 of every row; through the distinct rows when the set has duplicates (linear memory)."""
+    ms = _multiset(f) if eng.device == "cpu" else None
+    if ms is None:
+        return _radii2(f, k, center, ws, eng, progress)[0]
+    return _radii2_multiset(ms, k, center, ws, eng, progress)[0][ms.inverse]
+
+
+def _radii2_multiset(ms: _Multiset, k: int, center: np.ndarray, ws: int | None, eng,
+                     progress: bool | None) -> tuple[np.ndarray, int]:
+    """k-NN radii^2 of every distinct row within the full multiset (the row itself excluded once): a row with
+    c copies has c - 1 neighbours at distance 0, then the other distinct rows count with their multiplicity."""
+    u = ms.rows.n
+    need = k - (ms.counts - 1)  # neighbours still needed beyond the copies
+    out = np.zeros(u)
+    if u == 1 or not (need > 0).any():
+        return out, 0
+    ku = min(k, u - 1)  # enough: each distinct neighbour stands for at least one sample
+    values, index, evaluated = eng.knn(ms.rows, None, ku, center, ws=ws, progress=progress,
+                                       desc=f"{k}-NN radii of {ms.rows.name} (distinct rows)")
+    cumulative = np.cumsum(ms.counts[index], axis=1)
+    pos = np.argmax(cumulative >= np.maximum(need, 1)[:, None], axis=1)
+    todo = need > 0
+    out[todo] = values[todo, pos[todo]]
+    return out, int(evaluated)
+
+
 # ---------------------------------------------------------------------------------------------- metrics
 def knn_radii(x: Any, k: int = 5, *, workspace_bytes: int | None = None, progress: bool | None = None) -> np.ndarray:
     """Distance from each sample to its k-th nearest neighbour in the same set (itself excluded).
@@ -217,8 +301,7 @@ def knn_radii(x: Any, k: int = 5, *, workspace_bytes: int | None = None, progres
     eng = _engine(x)
     f = eng.features(x, "x")
     k = _check_k(k, "k", f.n, "x")
-    r2, _ = _radii2(f, k, eng.center(f), workspace_bytes, eng, progress)
-    return np.sqrt(r2)
+    return np.sqrt(_radii2_auto(f, k, eng.center(f), workspace_bytes, eng, progress))
 
 
 def _real_fake_pass(real: Any, fake: Any, k: Any, *, fake_radii: bool, col_min: bool, strict: bool,
@@ -235,6 +318,11 @@ def _real_fake_pass(real: Any, fake: Any, k: Any, *, fake_radii: bool, col_min: 
     if fake_radii:
         _check_k(k, "k", ff.n, "fake")
     center = eng.center(fr, ff)
+    if eng.device == "cpu":
+        mr, mf = _multiset(fr), _multiset(ff)
+        if mr is not None or mf is not None:
+            return _real_fake_pass_multiset(fr, ff, mr, mf, k, center, fake_radii=fake_radii, col_min=col_min,
+                                            strict=strict, ws=workspace_bytes, eng=eng, progress=progress)
     real_r2, evaluated = _radii2(fr, k, center, workspace_bytes, eng, progress)
     fake_r2 = None
     if fake_radii:
@@ -244,6 +332,34 @@ def _real_fake_pass(real: Any, fake: Any, k: Any, *, fake_radii: bool, col_min: 
                     strict=bool(strict), progress=progress, desc="fake x real pass")
     info = {"k": k, "strict": bool(strict), "rechecked_pairs": int(out["rechecked"]), "exact_knn_evaluations": evaluated}
     return out, real_r2, ff, info
+
+
+def _real_fake_pass_multiset(fr: Features, ff: Features, mr: _Multiset | None, mf: _Multiset | None, k: int,
+                             center: np.ndarray, *, fake_radii: bool, col_min: bool, strict: bool, ws: int | None,
+                             eng, progress: bool | None) -> tuple[dict, np.ndarray, Features, dict]:
+    """The PRDC passes on the distinct rows of each set (duplicated samples, a collapsed generator): radii of
+    multisets, one cross pass whose counts weigh each real row by its multiplicity, outputs expanded back to
+    every original row. Memory and work follow the distinct rows, and every decision is the one a pass over
+    all rows makes (copies are at distance 0 and share every radius)."""
+    mr = mr or _identity(fr)
+    mf = mf or _identity(ff)
+    real_r2, evaluated = _radii2_multiset(mr, k, center, ws, eng, progress)
+    fake_r2 = None
+    if fake_radii:
+        fake_r2, ev = _radii2_multiset(mf, k, center, ws, eng, progress)
+        evaluated += ev
+    out = eng.cross(mf.rows, mr.rows, center, ws, col_radius2=real_r2, row_radius2=fake_r2, col_min=col_min,
+                    strict=bool(strict), progress=progress, desc="fake x real pass (distinct rows)",
+                    col_multiplicity=mr.counts)
+    expanded = dict(out)
+    expanded["row_count"] = out["row_count"][mf.inverse]
+    if "col_any" in out:
+        expanded["col_any"] = out["col_any"][mr.inverse]
+    if "col_min" in out:
+        expanded["col_min"] = out["col_min"][mr.inverse]
+    info = {"k": k, "strict": bool(strict), "rechecked_pairs": int(out["rechecked"]),
+            "exact_knn_evaluations": evaluated, "distinct_real": mr.rows.n, "distinct_fake": mf.rows.n}
+    return expanded, real_r2[mr.inverse], ff, info
 
 
 def prdc(real: Any, fake: Any, k: int = 5, *, strict: bool = False, workspace_bytes: int | None = None,
@@ -316,7 +432,7 @@ def realism_score(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | No
     _check_same_dim(fr, ff)
     k = _check_k(k, "k", fr.n, "real")
     center = eng.center(fr, ff)
-    real_r2, _ = _radii2(fr, k, center, workspace_bytes, eng, progress)
+    real_r2 = _radii2_auto(fr, k, center, workspace_bytes, eng, progress)
     kept = (real_r2 <= np.median(real_r2)) & (real_r2 > 0)
     if not kept.any():
         raise ValueError("every real k-NN radius is 0 (too many duplicated real samples for this k)")
@@ -345,10 +461,13 @@ def nn1_accuracy(real: Any, fake: Any, *, workspace_bytes: int | None = None,
     _check_same_dim(fr, ff)
     center = eng.center(fr, ff)
     # nearest neighbour within each set (self excluded) and across: one cross pass gives both directions
-    d_rr, _ = _radii2(fr, 1, center, workspace_bytes, eng, progress)
-    d_ff, _ = _radii2(ff, 1, center, workspace_bytes, eng, progress)
-    out = eng.cross(fr, ff, center, workspace_bytes, row_min=True, col_min=True, progress=progress,
-                    desc="real x fake pass")
+    d_rr = _radii2_auto(fr, 1, center, workspace_bytes, eng, progress)
+    d_ff = _radii2_auto(ff, 1, center, workspace_bytes, eng, progress)
+    mr = (_multiset(fr) if eng.device == "cpu" else None) or _identity(fr)
+    mf = (_multiset(ff) if eng.device == "cpu" else None) or _identity(ff)
+    cross = eng.cross(mr.rows, mf.rows, center, workspace_bytes, row_min=True, col_min=True, progress=progress,
+                      desc="real x fake pass")
+    out = {"row_min": cross["row_min"][mr.inverse], "col_min": cross["col_min"][mf.inverse]}
     real_ok = d_rr <= out["row_min"]  # a tie goes to the real neighbour (lower union index)
     fake_ok = d_ff < out["col_min"]
     values = {
@@ -372,15 +491,17 @@ def memorization(train: Any, fake: Any, *, workspace_bytes: int | None = None,
     ft, ff = eng.features(train, "train"), eng.features(fake, "fake")
     _check_same_dim(ft, ff)
     center = eng.center(ft, ff)
-    train_r2, _ = _radii2(ft, 1, center, workspace_bytes, eng, progress)
-    out = eng.cross(ff, ft, center, workspace_bytes, col_radius2=train_r2, row_min=True, progress=progress,
-                    desc="fake x train pass")
-    flagged = out["row_count"] > 0
+    mt = (_multiset(ft) if eng.device == "cpu" else None) or _identity(ft)
+    mf = (_multiset(ff) if eng.device == "cpu" else None) or _identity(ff)
+    train_r2, _ = _radii2_multiset(mt, 1, center, workspace_bytes, eng, progress)
+    out = eng.cross(mf.rows, mt.rows, center, workspace_bytes, col_radius2=train_r2, row_min=True,
+                    progress=progress, desc="fake x train pass")
+    flagged = (out["row_count"] > 0)[mf.inverse]
     values = {
         "fraction": float(flagged.mean()),
         "indices": np.flatnonzero(flagged),
         "flagged": flagged,
-        "nearest_train": out["row_argmin"],
-        "nearest_distance": np.sqrt(out["row_min"]),
+        "nearest_train": mt.first[out["row_argmin"]][mf.inverse],  # the lowest index among equal rows
+        "nearest_distance": np.sqrt(out["row_min"])[mf.inverse],
     }
     return MetricResult(values, {"rechecked_pairs": int(out["rechecked"])})
