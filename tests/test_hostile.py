@@ -134,6 +134,7 @@ def test_parameters_get_one_clear_error(rng, call, exc, words):
 
 
 # ------------------------------------------------------------------ threads and fork
+@pytest.mark.timeout(120)
 def test_feature_stats_updated_from_two_threads(rng):
     x = rng.standard_normal((32000, 24))
     stats = gm.FeatureStats(24)
@@ -148,6 +149,7 @@ def test_feature_stats_updated_from_two_threads(rng):
     np.testing.assert_allclose(stats.cov, np.cov(x, rowvar=False), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.timeout(120)
 def test_blas_threads_are_restored_after_concurrent_calls(rng):
     before = gm.build_info()["blas_threads"]
     x, y = rng.standard_normal((1500, 32)), rng.standard_normal((1500, 32))
@@ -289,3 +291,34 @@ def test_a_collapsed_generator_costs_linear_memory():
     out = subprocess.run([sys.executable, "-c", script, "16000"], capture_output=True, text=True, check=True)
     peak_mb = json.loads(out.stdout.strip().splitlines()[-1])["peak_kb"] / 1024
     assert peak_mb < 64, peak_mb  # before: every tied pair was kept, 12 GB at 20k
+
+
+def test_ties_between_distinct_rows_cost_linear_memory():
+    """Every pair of distinct rows equidistant (one-hot rows): each row's candidate list is resolved exactly
+    when it overflows, so memory stays O(k) per row (before: all n^2 tied pairs, 96 MB at n = 2000)."""
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import json
+        import numpy as np
+        import ganmetrics as gm
+
+        def status(field):
+            with open("/proc/self/status") as fh:
+                return next(int(l.split()[1]) for l in fh if l.startswith(field))
+
+        x = np.eye(2000, dtype=np.float32)
+        gm.knn_radii(x[:50, :50], k=5)
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        before = status("VmRSS")
+        r = gm.knn_radii(x, k=5, workspace_bytes=8 << 20)
+        print(json.dumps({"peak_kb": status("VmHWM") - before, "radii": sorted(set(r.round(12).tolist()))}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["radii"] == [round(float(np.sqrt(2.0)), 12)]
+    assert res["peak_kb"] / 1024 < 40, res["peak_kb"] / 1024

@@ -141,19 +141,26 @@ void sgemm_strip(const Block& a, int64_t r0, int64_t r1, const Block& b, int64_t
 struct Cand {
   double lo, hi;
   int64_t idx;
+  bool exact;  // lo == hi is the float64 value
 };
 
+// Memory per row stays O(k) whatever the ties: when more than hard_ candidates survive the bounds (exact ties
+// between distinct rows, e.g. quantized features), they are recomputed in float64 and only the k best by
+// (value, index) stay. A candidate dropped then has k better ones and can never be among the final k, in
+// whatever order candidates arrive; later ones enter only if their lower bound reaches the k-th exact value.
 class TopK {
  public:
-  explicit TopK(int64_t k = 1) : cap_(2 * k + 16) {}
+  explicit TopK(int64_t k = 1) : cap_(2 * k + 16), hard_(4 * k + 64) {}
 
-  void offer(double lo, double hi, int64_t idx, int64_t k) {
+  template <typename ExactFn>
+  void offer(double lo, double hi, int64_t idx, int64_t k, const ExactFn& exact) {
     if (lo > bound_) return;
-    c_.push_back({lo, hi, idx});
-    if (int64_t(c_.size()) >= cap_) prune(k);
+    c_.push_back({lo, hi, idx, false});
+    if (int64_t(c_.size()) >= cap_) prune(k, exact);
   }
 
-  void prune(int64_t k) {
+  template <typename ExactFn>
+  void prune(int64_t k, const ExactFn& exact) {
     if (int64_t(c_.size()) >= k) {
       std::nth_element(c_.begin(), c_.begin() + (k - 1), c_.end(),
                        [](const Cand& a, const Cand& b) { return a.hi < b.hi; });
@@ -161,32 +168,55 @@ class TopK {
       const double b = bound_;
       c_.erase(std::remove_if(c_.begin(), c_.end(), [b](const Cand& c) { return c.lo > b; }), c_.end());
     }
-    // Many candidates inside the bound (ties, duplicates): grow instead of pruning on every offer.
-    cap_ = std::max<int64_t>(cap_, 2 * int64_t(c_.size()));
+    if (int64_t(c_.size()) > hard_) resolve(k, exact);
+    // Candidates inside the bound (ties): grow up to the hard cap instead of pruning on every offer.
+    cap_ = std::min(hard_ + 1, std::max<int64_t>(cap_, 2 * int64_t(c_.size())));
+  }
+
+  template <typename ExactFn>
+  void resolve(int64_t k, const ExactFn& exact) {
+    for (Cand& c : c_) {
+      if (!c.exact) {
+        c.lo = c.hi = exact(c.idx);
+        c.exact = true;
+        ++evaluated_;
+      }
+    }
+    const auto before = [](const Cand& a, const Cand& b) { return a.lo < b.lo || (a.lo == b.lo && a.idx < b.idx); };
+    const size_t kk = std::min<size_t>(size_t(k), c_.size());
+    std::partial_sort(c_.begin(), c_.begin() + kk, c_.end(), before);
+    c_.resize(kk);
+    if (kk == size_t(k)) bound_ = std::min(bound_, c_.back().lo);
   }
 
   const std::vector<Cand>& candidates() const { return c_; }
+  int64_t evaluated() const { return evaluated_; }
 
  private:
   std::vector<Cand> c_;
   double bound_ = kInf;
-  int64_t cap_;
+  int64_t cap_, hard_;
+  int64_t evaluated_ = 0;  // float64 values computed while resolving
 };
 
-// Exact k smallest of a TopK: recompute every surviving candidate in float64, order by (value, index).
+// Exact k smallest of a TopK: every surviving candidate in float64, ordered by (value, index).
 template <typename ExactFn>
-int64_t finalize(TopK& acc, int64_t k, ExactFn exact, double* out_value, int64_t* out_index) {
-  acc.prune(k);
+int64_t finalize(TopK& acc, int64_t k, const ExactFn& exact, double* out_value, int64_t* out_index) {
+  acc.prune(k, exact);
   std::vector<std::pair<double, int64_t>> ex;
   ex.reserve(acc.candidates().size());
-  for (const Cand& c : acc.candidates()) ex.emplace_back(exact(c.idx), c.idx);
+  int64_t evaluated = acc.evaluated();
+  for (const Cand& c : acc.candidates()) {
+    ex.emplace_back(c.exact ? c.lo : exact(c.idx), c.idx);
+    evaluated += c.exact ? 0 : 1;
+  }
   const size_t kk = std::min<size_t>(static_cast<size_t>(k), ex.size());
   std::partial_sort(ex.begin(), ex.begin() + kk, ex.end());
   for (size_t i = 0; i < size_t(k); ++i) {
     out_value[i] = i < kk ? ex[i].first : kInf;
     out_index[i] = i < kk ? ex[i].second : -1;
   }
-  return int64_t(ex.size());
+  return evaluated;
 }
 
 void check_pair(const MatView& x, const MatView& y) {
@@ -249,12 +279,16 @@ void knn(KnnParams& p) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
         for (int64_t s = 0; s < strips; ++s) {
           const int64_t r0 = s * srows, r1 = std::min(rows, r0 + srows);
+          std::vector<double> bq(static_cast<size_t>(d)), br(static_cast<size_t>(d));
           sgemm_strip(bx, r0, r1, yb, d, S.data());
           for (int64_t q = r0; q < r1; ++q) {
             const int64_t gq = i0 + q;
             const double nq = bx.norm[q];
             const float* srow = S.data() + q * cols;
             TopK& a = acc[gq];
+            const auto exact = [&](int64_t c) {
+              return exact_sqdist(p.x, gq, p.y, c, bq.data(), br.data()) * (w ? w[c] : 1.0);
+            };
             for (int64_t c = 0; c < cols; ++c) {
               const int64_t gc = j0 + c;
               if (p.self && gc == gq) continue;
@@ -263,7 +297,7 @@ void knn(KnnParams& p) {
               const double nr = yb.norm[c];
               const double val = nq + nr - 2.0 * sc.unscale * double(srow[c]);
               const double e = bound(nq, nr);
-              a.offer((val - e) * wc, (val + e) * wc, gc, k);
+              a.offer((val - e) * wc, (val + e) * wc, gc, k, exact);
             }
           }
         }
@@ -272,6 +306,7 @@ void knn(KnnParams& p) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
           for (int64_t ch = 0; ch < chunks; ++ch) {
             const int64_t c0 = ch * kColChunk, c1 = std::min(cols, c0 + kColChunk);
+            std::vector<double> bq(static_cast<size_t>(d)), br(static_cast<size_t>(d));
             for (int64_t q = 0; q < rows; ++q) {
               const int64_t gq = i0 + q;
               const double wq = w ? w[gq] : 1.0;
@@ -282,7 +317,10 @@ void knn(KnnParams& p) {
                 const double nr = yb.norm[c];
                 const double val = nq + nr - 2.0 * sc.unscale * double(srow[c]);
                 const double e = bound(nq, nr);
-                acc[j0 + c].offer((val - e) * wq, (val + e) * wq, gq, k);
+                const int64_t r = j0 + c;  // row r of the self pass meets column gq
+                acc[r].offer((val - e) * wq, (val + e) * wq, gq, k, [&](int64_t col) {
+                  return exact_sqdist(p.x, r, p.y, col, bq.data(), br.data()) * (w ? w[col] : 1.0);
+                });
               }
             }
           }
@@ -363,7 +401,10 @@ void cross(CrossParams& p) {
                     }
                   }
                 }
-                if (p.row_min_value) row_acc[gq].offer(val - e, val + e, gc, 1);
+                if (p.row_min_value)
+                  row_acc[gq].offer(val - e, val + e, gc, 1, [&](int64_t col) {
+                    return exact_sqdist(p.x, gq, p.y, col, bq.data(), br.data());
+                  });
               }
               if (p.col_radius2) p.row_count[gq] += count;
             }
@@ -391,7 +432,10 @@ void cross(CrossParams& p) {
                       if (inside(exact_sqdist(p.x, gq, p.y, gc, bq.data(), br.data()), Rq)) p.col_any[gc] = 1;
                     }
                   }
-                  if (p.col_min_value) col_acc[gc].offer(val - e, val + e, gq, 1);
+                  if (p.col_min_value)
+                    col_acc[gc].offer(val - e, val + e, gq, 1, [&](int64_t row) {
+                      return exact_sqdist(p.x, row, p.y, gc, bq.data(), br.data());
+                    });
                 }
               }
             }
