@@ -413,28 +413,26 @@ class FeatureStats:
             sigma = _square(z["sigma"], f"{label}: sigma", mu.shape[0])
         except ValueError as exc:
             raise ValueError(str(exc)) from None
-        n = None
-        if "n" in z:
-            n_arr = np.asarray(z["n"])
-            if n_arr.shape != () or n_arr.dtype.kind not in "iu":
-                raise ValueError(f"{label}: key 'n' must be one integer (the sample count), got dtype {n_arr.dtype} "
-                                 f"shape {n_arr.shape}")
-            n_val = int(n_arr)
-            n = n_val if n_val >= 2 else None
-        fx = ""
-        if "feature_extractor" in z:
-            fx_arr = np.asarray(z["feature_extractor"])
-            if fx_arr.shape != () or fx_arr.dtype.kind not in "US":
-                raise ValueError(f"{label}: key 'feature_extractor' must be one string, got dtype {fx_arr.dtype} "
-                                 f"shape {fx_arr.shape}")
-            fx = str(fx_arr)
+        n_val = _scalar_key(z, "n", "iu", label, "one integer (the sample count)")
+        n = int(n_val) if n_val is not None and int(n_val) >= 2 else None
+        fx = _scalar_key(z, "feature_extractor", "US", label, "one string")
         u = unit_roundoff_of(z["sigma"])
-        if "cov_unit_roundoff" in z:
-            u_arr = np.asarray(z["cov_unit_roundoff"])
-            if u_arr.shape != () or u_arr.dtype.kind != "f" or not 0 < float(u_arr) < 1:
-                raise ValueError(f"{label}: key 'cov_unit_roundoff' must be one float in (0, 1)")
-            u = max(u, float(u_arr))
-        return cls.from_mean_cov(mu, sigma, n, feature_extractor=fx or None, unit_roundoff=u)
+        u_file = _scalar_key(z, "cov_unit_roundoff", "f", label, "one float in (0, 1)")
+        if u_file is not None:
+            if not 0 < float(u_file) < 1:
+                raise ValueError(f"{label}: key 'cov_unit_roundoff' must be one float in (0, 1), got {u_file}")
+            u = max(u, float(u_file))
+        return cls.from_mean_cov(mu, sigma, n, feature_extractor=str(fx) if fx else None, unit_roundoff=u)
+
+
+def _scalar_key(z: Mapping[str, Any], key: str, kinds: str, label: str, what: str) -> Any:
+    """The scalar stored under ``key`` (None when absent), checked for shape and dtype kind."""
+    if key not in z:
+        return None
+    arr = np.asarray(z[key])
+    if arr.shape != () or arr.dtype.kind not in kinds:
+        raise ValueError(f"{label}: key '{key}' must be {what}, got dtype {arr.dtype} shape {arr.shape}")
+    return arr[()]
 
 
 def _numpy(x: Any) -> np.ndarray:
