@@ -24,6 +24,8 @@ class PsdFactor:
     rank: int
     trace: float
     max_diag: float
+    min_eig: float
+    method: str
 
 def psd_factor(sigma: F64, name: str, rank_tol: float = ..., psd_tol: float = ..., max_rank: int = ...) -> PsdFactor: ...
 def trace_sqrt_product(factor1: PsdFactor, factor2: PsdFactor, force_svd: bool = ...) -> tuple[float, bool, float, float]: ...
@@ -34,17 +36,21 @@ def symmetry_report(matrix: F64) -> tuple[float, float, int, int]: ...
 def knn(
     x: np.ndarray, xcode: int, y: np.ndarray, ycode: int, self: bool, center: F64 | None, k: int,
     col_weight: F64 | None = ..., workspace_bytes: int = ..., max_tile_rows: int = ..., max_tile_cols: int = ...,
+    progress: npt.NDArray[np.int64] | None = ...,
 ) -> tuple[F64, npt.NDArray[np.int64], int]: ...
 def cross(
     x: np.ndarray, xcode: int, y: np.ndarray, ycode: int, center: F64 | None, col_radius2: F64 | None = ...,
     row_radius2: F64 | None = ..., col_min: bool = ..., row_min: bool = ..., strict: bool = ...,
-    workspace_bytes: int = ..., max_tile_rows: int = ..., max_tile_cols: int = ...,
+    workspace_bytes: int = ..., max_tile_rows: int = ..., max_tile_cols: int = ..., progress: npt.NDArray[np.int64] | None = ...,
+    col_multiplicity: npt.NDArray[np.int64] | None = ...,
 ) -> dict[str, Any]: ...
 def kernel_sum(
     x: np.ndarray, xcode: int, y: np.ndarray, ycode: int, self: bool, include_diagonal: bool, kind: int, gamma: float,
     coef0: float = ..., degree: int = ..., workspace_bytes: int = ..., max_tile_rows: int = ..., max_tile_cols: int = ...,
+    float32_products: bool = ..., progress: npt.NDArray[np.int64] | None = ...,
 ) -> float: ...
 def mmd_subsets(
     x: np.ndarray, xcode: int, y: np.ndarray, ycode: int, x_index: npt.NDArray[np.int64],
     y_index: npt.NDArray[np.int64], kind: int, gamma: float, coef0: float = ..., degree: int = ...,
+    float32_products: bool = ..., progress: npt.NDArray[np.int64] | None = ...,
 ) -> F64: ...
