@@ -233,25 +233,19 @@ def _multiset(f: Features) -> _Multiset | None:
     if not (sorted_proj[1:] == sorted_proj[:-1]).any():
         return None
     group = np.arange(n)  # group[i] = original index of the distinct row that row i equals
-    start = 0
-    while start < n:
-        end = start + 1
-        while end < n and sorted_proj[end] == sorted_proj[start]:
-            end += 1
-        if end - start > 1:
-            members = order[start:end]
-            reps: list[int] = []
-            rep_rows: list[np.ndarray] = []
-            for i in members:  # in index order within the run
-                row = f.rows(int(i), int(i) + 1)[0]
-                for r, rr in zip(reps, rep_rows):
-                    if np.array_equal(row, rr):
-                        group[i] = r
-                        break
-                else:
-                    reps.append(int(i))
-                    rep_rows.append(row)
-        start = end
+    run_starts = np.flatnonzero(np.concatenate([[True], sorted_proj[1:] != sorted_proj[:-1]]))
+    run_ends = np.append(run_starts[1:], n)
+    for s0, e0 in zip(run_starts[run_ends - run_starts > 1], run_ends[run_ends - run_starts > 1]):
+        pending = order[s0:e0]  # in index order (stable sort)
+        while len(pending):
+            rep = int(pending[0])
+            rep_row = f.rows(rep, rep + 1)[0]
+            same = np.empty(len(pending), dtype=bool)
+            for a in range(0, len(pending), step):  # compared in blocks: bounded memory for any run
+                block = Features(f.array[pending[a:a + step]], f.code, f.name).rows(0, len(pending[a:a + step]))
+                same[a:a + step] = (block == rep_row).all(axis=1)
+            group[pending[same]] = rep
+            pending = pending[~same]
     firsts, inverse, counts = np.unique(group, return_inverse=True, return_counts=True)
     if len(firsts) == n:
         return None
