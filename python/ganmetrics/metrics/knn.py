@@ -276,8 +276,9 @@ def _radii2_multiset(ms: _Multiset, k: int, center: np.ndarray, ws: int | None, 
     if u == 1 or not (need > 0).any():
         return out, 0
     ku = min(k, u - 1)  # enough: each distinct neighbour stands for at least one sample
+    distinct = " (distinct rows)" if u < len(ms.inverse) else ""
     values, index, evaluated = eng.knn(ms.rows, None, ku, center, ws=ws, progress=progress,
-                                       desc=f"{k}-NN radii of {ms.rows.name} (distinct rows)")
+                                       desc=f"{k}-NN radii of {ms.rows.name}{distinct}")
     cumulative = np.cumsum(ms.counts[index], axis=1)
     pos = np.argmax(cumulative >= np.maximum(need, 1)[:, None], axis=1)
     todo = need > 0
@@ -455,10 +456,10 @@ def nn1_accuracy(real: Any, fake: Any, *, workspace_bytes: int | None = None,
     _check_same_dim(fr, ff)
     center = eng.center(fr, ff)
     # nearest neighbour within each set (self excluded) and across: one cross pass gives both directions
-    d_rr = _radii2_auto(fr, 1, center, workspace_bytes, eng, progress)
-    d_ff = _radii2_auto(ff, 1, center, workspace_bytes, eng, progress)
     mr = (_multiset(fr) if eng.device == "cpu" else None) or _identity(fr)
     mf = (_multiset(ff) if eng.device == "cpu" else None) or _identity(ff)
+    d_rr = _radii2_multiset(mr, 1, center, workspace_bytes, eng, progress)[0][mr.inverse]
+    d_ff = _radii2_multiset(mf, 1, center, workspace_bytes, eng, progress)[0][mf.inverse]
     cross = eng.cross(mr.rows, mf.rows, center, workspace_bytes, row_min=True, col_min=True, progress=progress,
                       desc="real x fake pass")
     out = {"row_min": cross["row_min"][mr.inverse], "col_min": cross["col_min"][mf.inverse]}
