@@ -192,14 +192,6 @@ def _engine_kwargs(workspace_bytes: int | None) -> dict:
     return {"workspace_bytes": wb, "max_tile_rows": _tile_override[0], "max_tile_cols": _tile_override[1]}
 
 
-def _radii2(f, k: int, center: np.ndarray, ws: int | None, eng=None, progress: bool | None = False
-            ) -> tuple[np.ndarray, int]:
-    """Exact squared distance of every row to its k-th nearest other row of the same set."""
-    values, _, evaluated = (eng or _HostEngine()).knn(f, None, k, center, ws=ws, progress=progress,
-                                                      desc=f"{k}-NN radii of {f.name}")
-    return np.ascontiguousarray(values[:, k - 1]), int(evaluated)
-
-
 def _union(a: Features, b: Features) -> Features:
     if a.code == b.code:
         return Features(np.concatenate([a.array, b.array]), a.code, f"{a.name}+{b.name}")
@@ -217,6 +209,11 @@ class _Multiset:
     counts: np.ndarray
     inverse: np.ndarray
     first: np.ndarray  # original index of each distinct row (its lowest)
+
+    @property
+    def merged(self) -> bool:
+        """Whether some rows were merged (else every row is its own distinct row)."""
+        return self.rows.n < len(self.inverse)
 
 
 def _multiset(f: Features) -> _Multiset | None:
@@ -258,25 +255,23 @@ def _identity(f: Features) -> _Multiset:
     return _Multiset(f, np.ones(f.n, np.int64), ids, ids)
 
 
-def _radii2_auto(f, k: int, center: np.ndarray, ws: int | None, eng, progress: bool | None) -> np.ndarray:
-    """k-NN radii^2 of every row; through the distinct rows when the set has duplicates (linear memory)."""
-    ms = _multiset(f) if eng.device == "cpu" else None
-    if ms is None:
-        return _radii2(f, k, center, ws, eng, progress)[0]
-    return _radii2_multiset(ms, k, center, ws, eng, progress)[0][ms.inverse]
+def _distinct(f, eng) -> _Multiset:
+    """The distinct rows of a set (CPU engine; the CUDA engine takes every row as its own)."""
+    return (_multiset(f) if eng.device == "cpu" else None) or _identity(f)
 
 
 def _radii2_multiset(ms: _Multiset, k: int, center: np.ndarray, ws: int | None, eng,
                      progress: bool | None) -> tuple[np.ndarray, int]:
-    """k-NN radii^2 of every distinct row within the full multiset (the row itself excluded once): a row with
-    c copies has c - 1 neighbours at distance 0, then the other distinct rows count with their multiplicity."""
+    """Exact k-NN radii^2 of every distinct row within the full multiset (the row itself excluded once), and
+    the number of float64 distances evaluated: a row with c copies has c - 1 neighbours at distance 0, then
+    the other distinct rows count with their multiplicity (with every count 1, the plain k-NN radii)."""
     u = ms.rows.n
     need = k - (ms.counts - 1)  # neighbours still needed beyond the copies
     out = np.zeros(u)
     if u == 1 or not (need > 0).any():
         return out, 0
     ku = min(k, u - 1)  # enough: each distinct neighbour stands for at least one sample
-    distinct = " (distinct rows)" if u < len(ms.inverse) else ""
+    distinct = " (distinct rows)" if ms.merged else ""
     values, index, evaluated = eng.knn(ms.rows, None, ku, center, ws=ws, progress=progress,
                                        desc=f"{k}-NN radii of {ms.rows.name}{distinct}")
     cumulative = np.cumsum(ms.counts[index], axis=1)
@@ -296,7 +291,8 @@ def knn_radii(x: Any, k: int = 5, *, workspace_bytes: int | None = None, progres
     eng = _engine(x)
     f = eng.features(x, "x")
     k = _check_k(k, "k", f.n, "x")
-    return np.sqrt(_radii2_auto(f, k, eng.center(f), workspace_bytes, eng, progress))
+    ms = _distinct(f, eng)
+    return np.sqrt(_radii2_multiset(ms, k, eng.center(f), workspace_bytes, eng, progress)[0][ms.inverse])
 
 
 def _real_fake_pass(real: Any, fake: Any, k: Any, *, fake_radii: bool, col_min: bool, strict: bool,
@@ -313,48 +309,25 @@ def _real_fake_pass(real: Any, fake: Any, k: Any, *, fake_radii: bool, col_min: 
     if fake_radii:
         _check_k(k, "k", ff.n, "fake")
     center = eng.center(fr, ff)
-    if eng.device == "cpu":
-        mr, mf = _multiset(fr), _multiset(ff)
-        if mr is not None or mf is not None:
-            return _real_fake_pass_multiset(fr, ff, mr, mf, k, center, fake_radii=fake_radii, col_min=col_min,
-                                            strict=strict, ws=workspace_bytes, eng=eng, progress=progress)
-    real_r2, evaluated = _radii2(fr, k, center, workspace_bytes, eng, progress)
+    # Exact duplicate rows (duplicated samples, a collapsed generator) go through the distinct rows: radii of
+    # multisets, counts that weigh each real row by its multiplicity, outputs expanded back to every row. Copies
+    # are at distance 0 and share every radius, so each decision is the one a pass over all rows makes.
+    mr, mf = _distinct(fr, eng), _distinct(ff, eng)
+    real_r2, evaluated = _radii2_multiset(mr, k, center, workspace_bytes, eng, progress)
     fake_r2 = None
     if fake_radii:
-        fake_r2, ev = _radii2(ff, k, center, workspace_bytes, eng, progress)
+        fake_r2, ev = _radii2_multiset(mf, k, center, workspace_bytes, eng, progress)
         evaluated += ev
-    out = eng.cross(ff, fr, center, workspace_bytes, col_radius2=real_r2, row_radius2=fake_r2, col_min=col_min,
-                    strict=bool(strict), progress=progress, desc="fake x real pass")
-    info = {"k": k, "strict": bool(strict), "rechecked_pairs": int(out["rechecked"]), "exact_knn_evaluations": evaluated}
-    return out, real_r2, ff, info
-
-
-def _real_fake_pass_multiset(fr: Features, ff: Features, mr: _Multiset | None, mf: _Multiset | None, k: int,
-                             center: np.ndarray, *, fake_radii: bool, col_min: bool, strict: bool, ws: int | None,
-                             eng, progress: bool | None) -> tuple[dict, np.ndarray, Features, dict]:
-    """The PRDC passes on the distinct rows of each set (duplicated samples, a collapsed generator): radii of
-    multisets, one cross pass whose counts weigh each real row by its multiplicity, outputs expanded back to
-    every original row. Memory and work follow the distinct rows, and every decision is the one a pass over
-    all rows makes (copies are at distance 0 and share every radius)."""
-    mr = mr or _identity(fr)
-    mf = mf or _identity(ff)
-    real_r2, evaluated = _radii2_multiset(mr, k, center, ws, eng, progress)
-    fake_r2 = None
-    if fake_radii:
-        fake_r2, ev = _radii2_multiset(mf, k, center, ws, eng, progress)
-        evaluated += ev
-    out = eng.cross(mf.rows, mr.rows, center, ws, col_radius2=real_r2, row_radius2=fake_r2, col_min=col_min,
-                    strict=bool(strict), progress=progress, desc="fake x real pass (distinct rows)",
-                    col_multiplicity=mr.counts)
-    expanded = dict(out)
-    expanded["row_count"] = out["row_count"][mf.inverse]
-    if "col_any" in out:
-        expanded["col_any"] = out["col_any"][mr.inverse]
-    if "col_min" in out:
-        expanded["col_min"] = out["col_min"][mr.inverse]
+    weights = {"col_multiplicity": mr.counts} if mr.merged else {}
+    out = eng.cross(mf.rows, mr.rows, center, workspace_bytes, col_radius2=real_r2, row_radius2=fake_r2,
+                    col_min=col_min, strict=bool(strict), progress=progress, desc="fake x real pass", **weights)
+    out = dict(out, row_count=out["row_count"][mf.inverse])
+    for key in ("col_any", "col_min"):
+        if key in out:
+            out[key] = out[key][mr.inverse]
     info = {"k": k, "strict": bool(strict), "rechecked_pairs": int(out["rechecked"]),
             "exact_knn_evaluations": evaluated, "distinct_real": mr.rows.n, "distinct_fake": mf.rows.n}
-    return expanded, real_r2[mr.inverse], ff, info
+    return out, real_r2[mr.inverse], ff, info
 
 
 def prdc(real: Any, fake: Any, k: int = 5, *, strict: bool = False, workspace_bytes: int | None = None,
@@ -427,7 +400,8 @@ def realism_score(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | No
     _check_same_dim(fr, ff)
     k = _check_k(k, "k", fr.n, "real")
     center = eng.center(fr, ff)
-    real_r2 = _radii2_auto(fr, k, center, workspace_bytes, eng, progress)
+    mr = _distinct(fr, eng)
+    real_r2 = _radii2_multiset(mr, k, center, workspace_bytes, eng, progress)[0][mr.inverse]
     kept = (real_r2 <= np.median(real_r2)) & (real_r2 > 0)
     if not kept.any():
         raise ValueError("every real k-NN radius is 0 (too many duplicated real samples for this k)")
@@ -456,8 +430,7 @@ def nn1_accuracy(real: Any, fake: Any, *, workspace_bytes: int | None = None,
     _check_same_dim(fr, ff)
     center = eng.center(fr, ff)
     # nearest neighbour within each set (self excluded) and across: one cross pass gives both directions
-    mr = (_multiset(fr) if eng.device == "cpu" else None) or _identity(fr)
-    mf = (_multiset(ff) if eng.device == "cpu" else None) or _identity(ff)
+    mr, mf = _distinct(fr, eng), _distinct(ff, eng)
     d_rr = _radii2_multiset(mr, 1, center, workspace_bytes, eng, progress)[0][mr.inverse]
     d_ff = _radii2_multiset(mf, 1, center, workspace_bytes, eng, progress)[0][mf.inverse]
     cross = eng.cross(mr.rows, mf.rows, center, workspace_bytes, row_min=True, col_min=True, progress=progress,
@@ -486,8 +459,7 @@ def memorization(train: Any, fake: Any, *, workspace_bytes: int | None = None,
     ft, ff = eng.features(train, "train"), eng.features(fake, "fake")
     _check_same_dim(ft, ff)
     center = eng.center(ft, ff)
-    mt = (_multiset(ft) if eng.device == "cpu" else None) or _identity(ft)
-    mf = (_multiset(ff) if eng.device == "cpu" else None) or _identity(ff)
+    mt, mf = _distinct(ft, eng), _distinct(ff, eng)
     train_r2, _ = _radii2_multiset(mt, 1, center, workspace_bytes, eng, progress)
     out = eng.cross(mf.rows, mt.rows, center, workspace_bytes, col_radius2=train_r2, row_min=True,
                     progress=progress, desc="fake x train pass")
