@@ -19,10 +19,12 @@ def npz_max_bytes() -> int:
     return int(os.environ.get("GANMETRICS_NPZ_MAX_BYTES", NPZ_MAX_BYTES_DEFAULT))
 
 
-def check_npz(path: str, name: str) -> None:
+def check_npz(path: str, name: str) -> set[str]:
     """Read only the headers of an .npz's arrays and refuse a damaged file or one that declares more data
-    than the budget, before numpy decompresses anything. Errors name the file and the key."""
+    than the budget, before numpy decompresses anything. Errors name the file and the key. Returns the
+    names of the arrays."""
     budget = npz_max_bytes()
+    keys: set[str] = set()
     where = name if path in name else f"{name}: {path}"
     try:
         with zipfile.ZipFile(path) as zf:
@@ -30,6 +32,7 @@ def check_npz(path: str, name: str) -> None:
                 if not info.filename.endswith(".npy"):
                     continue
                 key = info.filename[:-4]
+                keys.add(key)
                 with zf.open(info) as fh:
                     try:
                         version = np.lib.format.read_magic(fh)
@@ -45,6 +48,7 @@ def check_npz(path: str, name: str) -> None:
                         f"{dtype}); the limit is {budget / 2**30:.1f} GiB (set GANMETRICS_NPZ_MAX_BYTES to allow more)")
     except zipfile.BadZipFile as exc:
         raise ValueError(f"{where} is not a readable .npz (zip) file: {exc}") from None
+    return keys
 
 
 def npy_header(path: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:

@@ -20,7 +20,7 @@ from ganmetrics._io import atomic_write, check_npz, iter_npy_row_blocks, npy_hea
 from ganmetrics._native import _core
 from ganmetrics._progress import counted, progress_bar
 
-_BLOCK_BYTES = 64 << 20  # rows handed to the kernel per call: bounds memory and paces the progress bar
+_BLOCK_BYTES = 64 << 20  # rows read from an .npy file (or folded per subset pass) at a time: bounds memory
 F64_UNIT_ROUNDOFF = 2.0**-53
 
 
@@ -196,19 +196,16 @@ class FeatureStats:
         n, d = shape
         if d != self.dim:
             raise ValueError(f"{path} has {d} features, the statistics have {self.dim}")
-        with self._lock:  # the blocks of one file fold in together
-            return self._update_from_npy_locked(path, n, d, dtype, progress)
-
-    def _update_from_npy_locked(self, path: str, n: int, d: int, dtype: np.dtype, progress: bool | None):
-        saved = (self._n, self._mean.copy(), self._m2.copy())
-        try:
-            with progress_bar(n, f"statistics of {os.path.basename(path)}", enabled=progress) as bar:
-                for start, block in iter_npy_row_blocks(path, _rows_per_block(d, dtype.itemsize)):
-                    self._fold(as_features(block, path, check=False), offset=start, progress=False)
-                    bar.update(len(block))
-        except BaseException:
-            self._n, self._mean[...], self._m2[...] = saved
-            raise
+        with self._lock:  # the blocks of one file fold in together, or not at all
+            saved = (self._n, self._mean.copy(), self._m2.copy())
+            try:
+                with progress_bar(n, f"statistics of {os.path.basename(path)}", enabled=progress) as bar:
+                    for start, block in iter_npy_row_blocks(path, _rows_per_block(d, dtype.itemsize)):
+                        self._fold(as_features(block, path, check=False), offset=start, progress=False)
+                        bar.update(len(block))
+            except BaseException:
+                self._n, self._mean[...], self._m2[...] = saved
+                raise
         return self
 
     def _check_dim(self, f: Features) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import warnings
-import zipfile
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -49,10 +48,7 @@ def _as_stats(x: Any, name: str, progress: bool | None = None) -> FeatureStats:
 def _looks_like_statistics(path: Any, name: str) -> bool:
     from ganmetrics._io import check_npz
 
-    check_npz(os.fspath(path), name)
-    with zipfile.ZipFile(os.fspath(path)) as zf:
-        keys = {n[:-4] for n in zf.namelist() if n.endswith(".npy")}
-    return bool(keys & {"mu", "sigma"})
+    return bool(check_npz(os.fspath(path), name) & {"mu", "sigma"})
 
 
 def _as_stats_named(x: Any, name: str, progress: bool | None = None) -> FeatureStats:
