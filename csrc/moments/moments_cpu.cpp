@@ -10,9 +10,8 @@
 namespace gm {
 namespace {
 
-// Adds (nb, mean_b, scatter_b) into the state; scatter_b is the lower triangle of a d x d matrix in T.
-template <typename T>
-void merge_lower(MomentsState& st, int64_t nb, const double* mean_b, const T* scatter_b) {
+// Adds (nb, mean_b, scatter_b) into the state; scatter_b is the lower triangle of a d x d matrix (null: one row).
+void merge_lower(MomentsState& st, int64_t nb, const double* mean_b, const double* scatter_b) {
   const int64_t d = st.dim;
   if (nb == 0) return;
   const int64_t na = st.n;
@@ -25,9 +24,9 @@ void merge_lower(MomentsState& st, int64_t nb, const double* mean_b, const T* sc
   for (int64_t i = 0; i < d; ++i) {
     const double di = coef * delta[i];
     double* row = m2 + i * d;
-    const T* brow = scatter_b ? scatter_b + i * d : nullptr;
+    const double* brow = scatter_b ? scatter_b + i * d : nullptr;
     if (brow) {
-      for (int64_t j = 0; j <= i; ++j) row[j] += double(brow[j]) + di * delta[j];
+      for (int64_t j = 0; j <= i; ++j) row[j] += brow[j] + di * delta[j];
     } else {
       for (int64_t j = 0; j <= i; ++j) row[j] += di * delta[j];
     }
@@ -90,7 +89,7 @@ void update_impl(MomentsState& st, MomentsUpdateParams& p) {
   for (int64_t j = 0; j < d; ++j) shift[j] /= double(chunk);
   if (p.nonfinite) return;  // the state stays as it was; the caller reports the first bad row
   if (total == 1) {
-    merge_lower<double>(st, 1, shift.data(), nullptr);
+    merge_lower(st, 1, shift.data(), nullptr);
     return;
   }
   std::vector<double> acc(static_cast<size_t>(d) * d, 0.0);
@@ -129,13 +128,7 @@ void update_impl(MomentsState& st, MomentsUpdateParams& p) {
       }
     }
   }
-  if (st.n == 0) {
-    std::copy(mean.begin(), mean.end(), st.mean);
-    for (int64_t i = 0; i < d; ++i) std::copy(acc.data() + i * d, acc.data() + i * d + i + 1, st.m2 + i * d);
-    st.n = total;
-    return;
-  }
-  merge_lower<double>(st, total, mean.data(), acc.data());
+  moments_merge(st, total, mean.data(), acc.data());
 }
 
 }  // namespace
@@ -163,7 +156,7 @@ void moments_merge(MomentsState& st, int64_t nb, const double* mean_b, const dou
     st.n = nb;
     return;
   }
-  merge_lower<double>(st, nb, mean_b, m2_b);
+  merge_lower(st, nb, mean_b, m2_b);
 }
 
 }  // namespace gm
