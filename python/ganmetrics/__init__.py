@@ -12,6 +12,8 @@ import numpy as _np
 
 from ganmetrics._native import CUDA_IMPORT_ERROR as _CUDA_IMPORT_ERROR
 from ganmetrics._native import _core, _cuda
+from ganmetrics.extraction import extract
+from ganmetrics.images import Generator
 from ganmetrics.metrics.bootstrap import Interval, bootstrap
 from ganmetrics.metrics.frechet import FIDInfinityResult, SmallSampleWarning, fid, fid_infinity, fid_many, frechet_distance
 from ganmetrics.metrics.inception import ScoreResult, inception_score
@@ -77,6 +79,7 @@ __all__ = [
     "__version__",
     "FIDInfinityResult",
     "FeatureStats",
+    "Generator",
     "Interval",
     "KIDResult",
     "PRDResult",
@@ -85,6 +88,7 @@ __all__ = [
     "bootstrap",
     "cmmd",
     "evaluate",
+    "extract",
     "fid_infinity",
     "inception_score",
     "kid",

@@ -1,7 +1,8 @@
 """The ``ganmetrics`` command.
 
     ganmetrics fid REAL FAKE [--json]
-    ganmetrics stats FEATURES -o stats.npz [--feature-extractor NAME]
+    ganmetrics kid REAL FAKE [--subsets 100] [--subset-size 1000]
+    ganmetrics stats INPUT -o stats.npz [--feature-extractor NAME]
     ganmetrics prdc REAL FAKE [--k 5] [--json]
     ganmetrics compare REAL FAKE [--metrics fid,kid,precision,...] [--json]
     ganmetrics demo [--out DIR] [--train]
@@ -9,7 +10,9 @@
     ganmetrics info
     ganmetrics --version
 
-Inputs are .npy/.npz feature files; ``fid`` also takes statistics .npz files (``mu``, ``sigma``).
+Inputs are .npy/.npz feature files, or images (a folder, a .zip, an image .npz or a 4-D .npy) which are
+turned into features first (``--extractor``, ``--resize``, ``--weights``, ``--device``, ...); ``fid`` also
+takes statistics .npz files (``mu``, ``sigma``).
 Bad input prints one line ``ganmetrics: error: ...`` and exits with status 2.
 """
 
@@ -29,39 +32,110 @@ def _progress(args) -> bool | None:
     return False if args.quiet else None
 
 
+_IMAGE_FLAGS = {"extractor": "--extractor", "resize": "--resize", "weights": "--weights", "device": "--device",
+                "batch_size": "--batch-size", "workers": "--workers", "cache_dir": "--cache-dir"}
+
+
+def _extractor(args):
+    """The extractor the image options name, built once per command."""
+    if getattr(args, "_built_extractor", None) is None:
+        from ganmetrics.extractors import get_extractor
+
+        args._built_extractor = get_extractor(args.extractor, resize=args.resize, weights=args.weights,
+                                              device=args.device)
+    return args._built_extractor
+
+
+def _check_image_options(args, used: bool) -> None:
+    if used or not hasattr(args, "extractor"):
+        return
+    given = [flag for key, flag in _IMAGE_FLAGS.items() if getattr(args, key, None) is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to image inputs; these inputs are "
+                         "features or statistics")
+
+
+def _side(args, path: str, label: str, want: str, out: dict):
+    """An input as the metric takes it: image inputs become features ("features") or statistics ("stats")."""
+    from ganmetrics.images import as_source, is_image_input
+
+    if not is_image_input(path):
+        return path
+    from ganmetrics import extraction
+
+    ext = _extractor(args)
+    res = extraction.run(as_source(path, label, recursive=args.recursive, channels=ext.channels), ext,
+                         batch_size=args.batch_size or 64, workers=args.workers, keep_features=want == "features",
+                         cache=not args.no_cache, cache_dir=args.cache_dir, skip_bad=args.skip_bad,
+                         progress=_progress(args), name=label)
+    out["extractor"] = ext.name
+    out[f"images_{label.lower()}"] = res.n
+    if res.skipped:
+        out[f"skipped_{label.lower()}"] = len(res.skipped)
+    return res.stats if want == "stats" else res.features
+
+
+def _sides(args, want: str) -> tuple[object, object, dict]:
+    info: dict = {}
+    real = _side(args, args.real, "REAL", want, info)
+    fake = _side(args, args.fake, "FAKE", want, info)
+    _check_image_options(args, bool(info))
+    return real, fake, info
+
+
 def _cmd_fid(args) -> dict:
     import ganmetrics as gm
     from ganmetrics.metrics.frechet import _as_stats
 
     t0 = time.perf_counter()
-    real = _as_stats(args.real, "REAL", progress=_progress(args))
-    fake = _as_stats(args.fake, "FAKE", progress=_progress(args))
+    real, fake, info = _sides(args, "stats")
+    real = _as_stats(real, "REAL", progress=_progress(args))
+    fake = _as_stats(fake, "FAKE", progress=_progress(args))
     value = gm.fid(real, fake, force=args.force)
-    return {"fid": value, "n_real": real.n, "n_fake": fake.n, "dim": real.dim, "seconds": time.perf_counter() - t0}
+    return {"fid": value, "n_real": real.n, "n_fake": fake.n, "dim": real.dim, **info,
+            "seconds": time.perf_counter() - t0}
+
+
+def _cmd_kid(args) -> dict:
+    import ganmetrics as gm
+
+    t0 = time.perf_counter()
+    real, fake, info = _sides(args, "features")
+    res = gm.kid(real, fake, subsets=args.subsets, subset_size=args.subset_size, progress=_progress(args))
+    return {"kid": res.mean, "kid_std": res.std, **info, "seconds": time.perf_counter() - t0}
 
 
 def _cmd_stats(args) -> dict:
     from ganmetrics.stats import FeatureStats
 
     if os.path.exists(args.output) and os.path.samefile(args.output, args.features):
-        raise ValueError(f"--output {args.output} is the input FEATURES file; writing there would replace the "
-                         "features with their statistics")
+        raise ValueError(f"--output {args.output} is the input file; writing there would replace the "
+                         "input with its statistics")
     if os.path.isdir(args.output):
         raise ValueError(f"--output {args.output} is a folder; give a file name such as stats.npz")
     t0 = time.perf_counter()
-    stats = FeatureStats.from_features(args.features, feature_extractor=args.feature_extractor,
-                                       progress=_progress(args))
+    info: dict = {}
+    stats = _side(args, args.features, "INPUT", "stats", info)
+    _check_image_options(args, bool(info))
+    if info:
+        if args.feature_extractor is not None:
+            raise ValueError("--feature-extractor names the network of a feature file; image inputs record the "
+                             "extractor that read them")
+    else:
+        stats = FeatureStats.from_features(args.features, feature_extractor=args.feature_extractor,
+                                           progress=_progress(args))
     stats.save(args.output)
-    return {"output": args.output, "n": stats.n, "dim": stats.dim, "seconds": time.perf_counter() - t0}
+    return {"output": args.output, "n": stats.n, "dim": stats.dim, **info, "seconds": time.perf_counter() - t0}
 
 
 def _cmd_prdc(args) -> dict:
     import ganmetrics as gm
 
     t0 = time.perf_counter()
-    res = gm.prdc(args.real, args.fake, k=args.k, progress=_progress(args))
+    real, fake, info = _sides(args, "features")
+    res = gm.prdc(real, fake, k=args.k, progress=_progress(args))
     out = {key: float(res[key]) for key in ("precision", "recall", "density", "coverage")}
-    out.update({"k": args.k, "seconds": time.perf_counter() - t0})
+    out.update({"k": args.k, **info, "seconds": time.perf_counter() - t0})
     return out
 
 
@@ -69,10 +143,12 @@ def _cmd_compare(args) -> dict:
     import ganmetrics as gm
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    report = gm.evaluate(args.real, args.fake, metrics=metrics, k=args.k, seed=args.seed, progress=_progress(args))
+    real, fake, info = _sides(args, "features")
+    report = gm.evaluate(real, fake, metrics=metrics, k=args.k, seed=args.seed, progress=_progress(args))
     out = dict(report)
     if "kid_estimate" in report.info:
         out["kid_estimate"] = report.info["kid_estimate"]
+    out.update(info)
     out["seconds"] = sum(report.info["seconds"].values())
     return out
 
@@ -166,8 +242,8 @@ def _print(result: dict, as_json: bool, command: str = "") -> None:
         print(f"{key:>{width}}: {shown}")
 
 
-FEATURES_HELP = ("a feature file: .npy (n x d, memory-mapped) or .npz (its array); features come from an "
-                 "encoder such as Inception's pool3")
+FEATURES_HELP = ("a feature file: .npy (n x d, memory-mapped) or .npz (its array), from an encoder such as "
+                 "Inception's pool3; or images: a folder, a .zip, an image .npz or a 4-D .npy")
 STATS_HELP = FEATURES_HELP + ", or a statistics .npz with mu and sigma (ganmetrics stats, pytorch-fid, clean-fid)"
 
 
@@ -186,6 +262,29 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true", help="print the result as JSON")
         sp.add_argument("--quiet", action="store_true", help="no progress bars (they show on a terminal only)")
 
+    def images(sp):
+        from ganmetrics.extractors.preprocess import CONVENTIONS, DEFAULT, PEER_OF
+
+        g = sp.add_argument_group("image inputs", "a folder of images, a .zip of images, an image .npz (arr_0, NHWC "
+                                  "uint8) or a 4-D .npy is turned into features first")
+        g.add_argument("--extractor", default=None, metavar="NAME",
+                       help="inception-v3 (default), digits, or FILE.py:NAME (a torch module or callable in a file)")
+        g.add_argument("--resize", default=None, choices=CONVENTIONS,
+                       help=f"the Inception's resize convention (default {DEFAULT}): "
+                            + "; ".join(f"{c}: {PEER_OF[c]}" for c in CONVENTIONS))
+        g.add_argument("--weights", default=None, metavar="FILE",
+                       help="Inception weights file (default: looked up in $GANMETRICS_WEIGHTS_DIR, then torch hub's "
+                            "checkpoints folder, then downloaded)")
+        g.add_argument("--device", default=None, metavar="DEVICE", help="where the network runs: cpu (default), cuda")
+        g.add_argument("--batch-size", type=int, default=None, metavar="N", help="images per forward pass (default 64)")
+        g.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="image decoding processes (default: cores - 1, at most 8)")
+        g.add_argument("--recursive", action="store_true", help="also read images in subfolders")
+        g.add_argument("--skip-bad", action="store_true", help="skip (and count) unreadable image files")
+        g.add_argument("--cache-dir", default=None, metavar="DIR",
+                       help="feature cache (default ~/.cache/ganmetrics/features or $GANMETRICS_CACHE_DIR)")
+        g.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
+
     def k_option(sp, default):
         sp.add_argument("--k", type=int, default=default, metavar="K",
                         help=f"neighbours for the k-NN radii (default {default}, as in the papers)")
@@ -196,17 +295,31 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("real", metavar="REAL", help="the reference set: " + STATS_HELP)
     sp.add_argument("fake", metavar="FAKE", help="the generated set: " + STATS_HELP)
     sp.add_argument("--force", action="store_true",
-                    help="compare statistics recorded with different feature extractors anyway")
+                    help="compare statistics recorded with different feature extractors or resize conventions anyway")
+    images(sp)
     common(sp)
     sp.set_defaults(func=_cmd_fid)
+
+    sp = sub.add_parser("kid", help="kernel inception distance (unbiased MMD^2, cubic kernel, subsets)",
+                        description="KID (Binkowski et al. 2018): mean and std over subsets of the unbiased MMD^2 with "
+                                    "the kernel (x.y/d + 1)^3; lower is better, 0 for the same distribution.")
+    sp.add_argument("real", metavar="REAL", help="the reference set: " + FEATURES_HELP)
+    sp.add_argument("fake", metavar="FAKE", help="the generated set: " + FEATURES_HELP)
+    sp.add_argument("--subsets", type=int, default=100, metavar="N", help="number of subsets (default 100)")
+    sp.add_argument("--subset-size", type=int, default=None, metavar="M",
+                    help="samples per subset (default min(1000, smaller set))")
+    images(sp)
+    common(sp)
+    sp.set_defaults(func=_cmd_kid)
 
     sp = sub.add_parser("stats", help="mean/covariance statistics of a feature file, saved as .npz",
                         description="Streaming float64 mean and covariance of a feature file, written atomically "
                                     "as an .npz with mu and sigma (readable by pytorch-fid and clean-fid).")
-    sp.add_argument("features", metavar="FEATURES", help=FEATURES_HELP)
+    sp.add_argument("features", metavar="INPUT", help=FEATURES_HELP)
     sp.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="where to write the statistics")
     sp.add_argument("--feature-extractor", default=None, metavar="NAME",
                     help="name of the network that produced the features, recorded in the file")
+    images(sp)
     common(sp)
     sp.set_defaults(func=_cmd_stats)
 
@@ -216,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("real", metavar="REAL", help="the reference set: " + FEATURES_HELP)
     sp.add_argument("fake", metavar="FAKE", help="the generated set: " + FEATURES_HELP)
     k_option(sp, 5)
+    images(sp)
     common(sp)
     sp.set_defaults(func=_cmd_prdc)
 
@@ -229,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     k_option(sp, 5)
     sp.add_argument("--seed", type=int, default=0, metavar="SEED",
                     help="seed for PRD's k-means (KID uses torch-fidelity's subsets, seed 2020)")
+    images(sp)
     common(sp)
     sp.set_defaults(func=_cmd_compare)
 
@@ -256,22 +371,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_files(args) -> None:
-    """Every named input must exist, and be a file, before any work starts."""
+    """Every named input must exist before any work starts (a folder is an image input)."""
     for attr in ("real", "fake", "features"):
         path = getattr(args, attr, None)
         if path is None:
             continue
-        label = attr.upper()
-        if os.path.isdir(path):
-            raise ValueError(f"{label}: {path} is a folder; this command reads a feature file (.npy or .npz)"
-                             + (" or a statistics .npz" if args.command == "fid" else "")
-                             + ", e.g. features you extracted with your encoder and saved with numpy.save")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{label}: no such file: {path}")
+        label = {"features": "INPUT"}.get(attr, attr.upper())
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{label}: no such file or folder: {path}")
 
 
 # Python keywords named in library errors, and the flags that set them on the command line
-_FLAG_WORDS = {"force=True": "--force"}
+_FLAG_WORDS = {"force=True": "--force", "skip_bad=True / --skip-bad": "--skip-bad", "weights= / --weights": "--weights"}
 
 
 def _cli_words(message: str) -> str:

@@ -13,6 +13,7 @@ from ganmetrics.metrics.knn import _check_same_dim, nn1_accuracy, prdc
 from ganmetrics.metrics.prd import prd
 from ganmetrics.metrics.vendi import vendi
 from ganmetrics.stats import FeatureStats
+from ganmetrics._image_inputs import accepts_images
 
 KNOWN = ("fid", "kid", "precision", "recall", "density", "coverage", "nn1_accuracy", "vendi", "prd")
 DEFAULT_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage")
@@ -39,6 +40,7 @@ class Report(dict):
         return "\n".join(lines)
 
 
+@accepts_images("real", "fake")
 def evaluate(
     real: Any, fake: Any, metrics: Sequence[str] = DEFAULT_METRICS, *, k: int = 5, seed: int = 0,
     kid_subsets: int | None = 100, kid_subset_size: int | None = None, kid_seed: int = 2020,

@@ -11,6 +11,11 @@ sync) and gives the same answer as one process on the concatenated data:
 
 ``reset_real_features=False`` keeps the real side across ``reset()``, for evaluating many
 checkpoints against one real set.
+
+With ``extractor="inception-v3"`` (or any extractor :func:`ganmetrics.extract` takes) ``update`` takes
+image batches instead, like torchmetrics' ``FrechetInceptionDistance(feature=2048)``: uint8 (N, 3, H, W),
+or float in [0, 1] with ``normalize=True`` (turned into uint8 as torchmetrics does, ``(x * 255).byte()``);
+``resize`` defaults to ``"torchmetrics"`` (its antialiased bilinear resize), ``weights`` names the file.
 """
 
 from __future__ import annotations
@@ -43,11 +48,48 @@ def _features_np(features: torch.Tensor, dim: int | None) -> np.ndarray:
 class _KeepReal(Metric):
     _real_states: tuple[str, ...] = ()
 
-    def __init__(self, reset_real_features: bool = True, **kwargs: Any):
+    def __init__(self, reset_real_features: bool = True, *, extractor: Any = None, resize: str | None = "torchmetrics",
+                 weights: Any = None, normalize: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
         if not isinstance(reset_real_features, bool):
             raise ValueError("reset_real_features must be a bool")
+        if not isinstance(normalize, bool):
+            raise ValueError("normalize must be a bool")
         self.reset_real_features = reset_real_features
+        self.normalize = normalize
+        self._extractor_args = (extractor, resize, weights)
+        self._extractor = None
+        if extractor is not None:  # build now: a missing weights file is an error here, not at the first update
+            self._images_extractor()
+
+    def _images_extractor(self):
+        if self._extractor is None:
+            from ganmetrics.extractors import get_extractor
+
+            extractor, resize, weights = self._extractor_args
+            resize = resize if extractor == "inception-v3" or extractor is None else None
+            self._extractor = get_extractor(extractor, resize=resize, weights=weights, device=str(self.device))
+        return self._extractor
+
+    def _features_of(self, x: Any) -> Any:
+        """Features as given, or, with an extractor, the features of an image batch."""
+        if self._extractor_args[0] is None:
+            return x
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"with an extractor, update() takes image batches (N, 3, H, W); got "
+                             f"{tuple(getattr(x, 'shape', ()))}")
+        if self.normalize and x.is_floating_point():
+            x = (x * 255).byte()
+        if x.dtype != torch.uint8:
+            raise ValueError(f"image batches must be uint8 0-255 (or float in [0, 1] with normalize=True), got {x.dtype}")
+        ext = self._images_extractor()
+        imgs = x.permute(0, 2, 3, 1).cpu().numpy()
+        if imgs.shape[3] != ext.channels:
+            from ganmetrics.images import _channels
+
+            imgs = np.stack([_channels(im, ext.channels, "images") for im in imgs])
+        batch = torch.stack([ext.prepare(im) for im in imgs])
+        return ext(batch)[0]
 
     def reset(self) -> None:
         if self.reset_real_features:
@@ -67,7 +109,7 @@ class FrechetDistance(_KeepReal):
     full_state_update = False
     _real_states = ("real_n", "real_mean", "real_m2")
 
-    def __init__(self, num_features: int, reset_real_features: bool = True, **kwargs: Any):
+    def __init__(self, num_features: int = 2048, reset_real_features: bool = True, **kwargs: Any):
         super().__init__(reset_real_features, **kwargs)
         if int(num_features) < 1:
             raise ValueError(f"num_features must be >= 1, got {num_features}")
@@ -79,7 +121,7 @@ class FrechetDistance(_KeepReal):
             self.add_state(f"{side}_m2", torch.zeros(d, d, dtype=torch.float64), dist_reduce_fx=None)
 
     def update(self, features: torch.Tensor, real: bool) -> None:
-        x = _features_np(features, self.num_features)
+        x = _features_np(self._features_of(features), self.num_features)
         side = "real" if real else "fake"
         n = getattr(self, f"{side}_n")
         mean = getattr(self, f"{side}_mean").cpu().numpy().copy()
@@ -124,7 +166,7 @@ class _FeatureLists(_KeepReal):
         self._dim: int | None = None
 
     def update(self, features: torch.Tensor, real: bool) -> None:
-        x = _features_np(features, self._dim)
+        x = _features_np(self._features_of(features), self._dim)
         self._dim = x.shape[1]
         (self.real_features if real else self.fake_features).append(torch.from_numpy(x))
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 import numpy as np
 
 from ganmetrics._arrays import as_features
 from ganmetrics._native import _core
+from ganmetrics.metrics.frechet import fid as _fid
 from ganmetrics.metrics.frechet import frechet_distance as _frechet_distance
 from ganmetrics.metrics.kernel import POLYNOMIAL
 from ganmetrics.metrics.knn import _check_same_dim
 
-__all__ = ["frechet_distance", "kernel_distance"]
+__all__ = ["frechet_distance", "kernel_distance", "compute_fid"]
 
 
 def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, eps: float = 1e-6) -> np.float64:
@@ -41,3 +44,43 @@ def kernel_distance(feats1: Any, feats2: Any, num_subsets: int = 100, max_subset
     values = _core.mmd_subsets(f2.array, f2.code, f1.array, f1.code, np.stack(xi), np.stack(yi), POLYNOMIAL,
                                1.0 / f1.dim, 1.0, 3)
     return float(values.mean())
+
+
+def compute_fid(fdir1=None, fdir2=None, gen=None, mode="clean", model_name="inception_v3", num_workers=12, batch_size=32,
+                device=torch.device("cuda"), dataset_name="FFHQ", dataset_res=1024, dataset_split="train",
+                num_gen=50_000, z_dim=512, custom_feat_extractor=None, verbose=True, custom_image_tranform=None,
+                custom_fn_resize=None, use_dataparallel=True) -> np.float64:
+    """clean-fid's ``compute_fid`` between two folders or zips (subfolders included, as clean-fid reads them), or
+    a generator ``gen(z)`` (images in [0, 255], ``num_gen`` samples, z ~ N(0, 1) of ``z_dim``, seed 0) and
+    ``fdir2``, with clean-fid's ``mode`` (``"clean"``, ``"legacy_pytorch"``, ``"legacy_tensorflow"``) as the
+    resize convention, through the FID Inception (weights looked up as ganmetrics does). ``device`` is used
+    when available, else the CPU. Not reproduced, and refused: clean-fid's downloadable dataset statistics
+    (``fdir2`` must be given), ``model_name="clip_vit_b_32"`` and the custom extractor/transform hooks."""
+    from ganmetrics.extraction import run
+    from ganmetrics.extractors import get_extractor
+    from ganmetrics.images import Generator, as_source
+
+    if model_name != "inception_v3":
+        raise ValueError(f"model_name={model_name!r} is not available here; only inception_v3")
+    for key, value in (("custom_feat_extractor", custom_feat_extractor), ("custom_image_tranform", custom_image_tranform),
+                       ("custom_fn_resize", custom_fn_resize)):
+        if value is not None:
+            raise ValueError(f"{key} is not supported; pass a module as ganmetrics.fid(..., extractor=...) instead")
+    if fdir2 is None:
+        raise ValueError(f"fdir2 is required: clean-fid's precomputed statistics ({dataset_name}, {dataset_res}, "
+                         f"{dataset_split}) are not downloaded here; pass the reference images, or their statistics "
+                         "to ganmetrics.fid")
+    if (fdir1 is None) == (gen is None):
+        raise ValueError("give exactly one of fdir1 and gen")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        dev = torch.device("cpu")
+    ext = get_extractor("inception-v3", resize=mode, device=str(dev))
+    first = fdir1 if gen is None else Generator(gen, num_samples=int(num_gen), z_dim=int(z_dim),
+                                                batch_size=int(batch_size), output_range=(0.0, 255.0), name="gen")
+    stats = []
+    for label, x in (("fdir1", first), ("fdir2", fdir2)):
+        src = as_source(x, label, recursive=True)
+        stats.append(run(src, ext, batch_size=int(batch_size), workers=int(num_workers), keep_features=False,
+                         progress=None if verbose else False, name=label).stats)
+    return np.float64(_fid(stats[0], stats[1]))

@@ -7,6 +7,7 @@ fails (singular covariances, n < d), goes complex, or returns NaN.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,8 @@ import numpy as np
 from ganmetrics.metrics.frechet import frechet_distance
 from ganmetrics.stats import FeatureStats
 
-__all__ = ["calculate_frechet_distance", "statistics_from_activations", "calculate_fid_given_activations"]
+__all__ = ["calculate_frechet_distance", "statistics_from_activations", "calculate_fid_given_activations",
+           "calculate_fid_given_paths"]
 
 
 def calculate_frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, eps: float = 1e-6) -> np.float64:
@@ -47,3 +49,32 @@ def calculate_fid_given_activations(act1: Any, act2: Any) -> np.float64:
     mu1, s1 = statistics_from_activations(act1)
     mu2, s2 = statistics_from_activations(act2)
     return calculate_frechet_distance(mu1, s1, mu2, s2)
+
+
+def calculate_fid_given_paths(paths: Any, batch_size: int, device: Any, dims: int, num_workers: int = 1) -> np.float64:
+    """pytorch-fid's ``calculate_fid_given_paths``: FID between two image folders (the top level's bmp, jpg,
+    jpeg, pgm, png, ppm, tif, tiff, webp files, as pytorch-fid lists them) or statistics .npz files, through
+    the FID Inception with pytorch-fid's preprocessing (``resize="legacy_pytorch"``). The weights are looked
+    up where pytorch-fid keeps them (torch hub's checkpoint folder); features are cached like any ganmetrics
+    extraction. ``dims`` must be 2048 (pool3, the FID layer)."""
+    from ganmetrics.extraction import run
+    from ganmetrics.extractors import get_extractor
+    from ganmetrics.images import as_source, is_image_input
+    from ganmetrics.metrics.frechet import fid
+
+    if len(paths) != 2:
+        raise ValueError(f"paths must name two folders or statistics files, got {len(paths)}")
+    if int(dims) != 2048:
+        raise ValueError(f"dims={dims}: only pool3 (2048) is provided; the other blocks are not FID features")
+    ext = None
+    sides = []
+    for i, path in enumerate(paths):
+        if not os.path.exists(path):
+            raise RuntimeError(f"Invalid path: {path}")  # pytorch-fid's own error
+        if is_image_input(path):
+            ext = ext or get_extractor("inception-v3", resize="legacy_pytorch", device=str(device))
+            sides.append(run(as_source(path, f"paths[{i}]", channels=3), ext, batch_size=int(batch_size),
+                             workers=int(num_workers), keep_features=False, name=f"paths[{i}]").stats)
+        else:
+            sides.append(path)
+    return np.float64(fid(sides[0], sides[1]))

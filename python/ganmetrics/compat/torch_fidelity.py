@@ -6,7 +6,10 @@ the Inception Score, which torch-fidelity computes from the Inception logits of 
 ``isc=True`` alone, a plain ``input1`` array is taken as the logits.
 Defaults follow torch-fidelity: KID 100 subsets of 1000 with its RandomState(2020) draws, PRC
 neighbourhood 3 with ``<=``, ISC 10 splits shuffled with RandomState(rng_seed). Image inputs,
-feature extractors and caching are not reproduced; their keyword arguments are accepted and ignored.
+Image inputs (a folder, a .zip, an image array, a Dataset, a :class:`ganmetrics.Generator`) go through the
+FID Inception with torch-fidelity's preprocessing (``resize="legacy_tensorflow"``): pool3 for FID, KID and
+PRC, the unbiased logits for ISC; ``feature_extractor_weights_path``, ``batch_size``, ``cuda`` and ``cache``
+are honoured there, the other extractor and cache arguments are accepted and ignored.
 """
 
 from __future__ import annotations
@@ -24,14 +27,33 @@ from ganmetrics.metrics.knn import precision_recall
 __all__ = ["calculate_metrics"]
 
 _IGNORED = {
-    "cuda", "batch_size", "feature_extractor", "feature_layer_isc", "feature_layer_fid", "feature_layer_kid",
-    "feature_layer_prc", "feature_extractor_weights_path", "feature_extractor_internal_dtype",
+    "feature_extractor", "feature_layer_isc", "feature_layer_fid", "feature_layer_kid",
+    "feature_layer_prc", "feature_extractor_internal_dtype",
     "feature_extractor_compile", "kid_kernel_rbf_sigma", "prc_batch_size", "samples_find_deep", "samples_find_ext",
-    "samples_ext_lossy", "samples_resize_and_crop", "datasets_root", "datasets_download", "cache_root", "cache",
+    "samples_ext_lossy", "samples_resize_and_crop", "datasets_root", "datasets_download", "cache_root",
     "input1_cache_name", "input2_cache_name", "save_cpu_ram", "verbose", "ppl", "input1_model_z_type",
     "input1_model_z_size", "input1_model_num_classes", "input1_model_num_samples", "input2_model_z_type",
     "input2_model_z_size", "input2_model_num_classes", "input2_model_num_samples",
 }
+
+
+_IMAGE_OPTIONS = ("feature_extractor_weights_path", "batch_size", "cuda", "cache")
+
+
+def _from_images(x: Any, name: str, logits: bool, kwargs: dict) -> Any:
+    """An image input becomes {"features", "logits"} through the Inception with torch-fidelity's resize."""
+    from ganmetrics.images import as_source, is_image_input
+
+    if x is None or isinstance(x, dict) or not is_image_input(x):
+        return x
+    from ganmetrics.extraction import run
+    from ganmetrics.extractors import get_extractor
+
+    ext = get_extractor("inception-v3", resize="legacy_tensorflow", weights=kwargs.get("feature_extractor_weights_path"),
+                        device="cuda" if kwargs.get("cuda", False) else "cpu")
+    res = run(as_source(x, name), ext, batch_size=int(kwargs.get("batch_size", 64)), want_logits=logits,
+              cache=bool(kwargs.get("cache", True)), progress=None if kwargs.get("verbose", True) else False, name=name)
+    return {"features": res.features, "logits": res.logits}
 
 
 def _part(x: Any, key: str, name: str, isc_only: bool = False):
@@ -69,7 +91,7 @@ def calculate_metrics(
     """Metrics between ``input1`` (generated) and ``input2`` (real) with torch-fidelity's keys:
     ``inception_score_mean/std``, ``frechet_inception_distance``, ``kernel_inception_distance_mean/std``,
     ``precision``, ``recall``, ``f_score``."""
-    unknown = set(kwargs) - _IGNORED
+    unknown = set(kwargs) - _IGNORED - set(_IMAGE_OPTIONS)
     if unknown:
         raise TypeError(f"calculate_metrics got unexpected keyword argument(s) {sorted(unknown)}")
     if kid_kernel != "poly":
@@ -80,6 +102,8 @@ def calculate_metrics(
         raise ValueError("input1 (the generated samples' features) is required")
     if (fid or kid or prc) and input2 is None:
         raise ValueError("fid, kid and prc need input2 (the real samples' features)")
+    input1 = _from_images(input1, "input1", isc, kwargs)
+    input2 = _from_images(input2, "input2", False, kwargs)
     out: dict[str, float] = {}
     if isc:
         f = as_features(_part(input1, "logits", "input1", isc_only=not (fid or kid or prc)), "input1 logits")

@@ -1,1 +1,176 @@
-"""Feature extractors. ``digits``: the embedded classifier for the 8x8 digits (features + class probabilities)."""
+"""Feature extractors: images in, feature vectors out.
+
+- ``"inception-v3"``: the FID Inception (:mod:`ganmetrics.extractors.inception`), pool3 features and the
+  Inception Score's logits from one pass, with a ``resize`` convention (:mod:`.preprocess`);
+- ``"digits"``: the embedded 8x8 digits classifier's 64-d features;
+- any ``torch.nn.Module`` or callable mapping a batch of images to features, wrapped by
+  :class:`ModuleExtractor` with the name the statistics file records;
+- on the command line also ``FILE.py:NAME``, a module or callable defined in a Python file.
+
+An extractor exposes ``name`` (recorded in statistics), ``identity`` (name plus weights hash and
+preprocessing: the feature cache's key), ``channels``, ``prepare(img)`` (one uint8 (H, W, C) image ->
+input tensor, run in the data-loading workers) and ``__call__(batch)`` -> (features, logits or None).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ganmetrics.extractors import preprocess as _pre
+
+__all__ = ["InceptionExtractor", "ModuleExtractor", "get_extractor", "EXTRACTOR_NAMES"]
+
+EXTRACTOR_NAMES = ("inception-v3", "digits")
+
+
+class InceptionExtractor:
+    """The FID Inception with weights found as :func:`ganmetrics.extractors.inception.locate_weights` says."""
+
+    channels = 3
+
+    def __init__(self, weights: str | os.PathLike | None = None, resize: str | None = None, device: str = "cpu",
+                 *, download: bool = True, state_dict: dict | None = None):
+        from ganmetrics.extractors import inception as inc
+
+        self.resize = _pre.check_convention(resize)
+        if state_dict is not None:
+            source, digest = "state_dict", _state_digest(state_dict)
+            net = inc.build_network(state_dict, "state_dict")
+        else:
+            path, digest = inc.locate_weights(weights, download=download)
+            net = inc.build_network(inc.load_state(path), path)
+            source = path
+        self.weights, self.weights_sha256 = source, digest
+        self.has_logits = net.fc is not None
+        self.net = inc.fold_batch_norm(net).to(device).eval()
+        if not str(device).startswith("cuda"):  # oneDNN's convolutions run faster on channels-last tensors
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.device = device
+        self.dim = inc.POOL3_DIM
+        self.name = f"{inc.NAME}:pool3:{self.resize}"
+        self.identity = f"{self.name}:weights-sha256={digest}"
+        self.prepare = functools.partial(_pre.preprocess, resize=self.resize)
+
+    def __call__(self, batch: torch.Tensor):
+        with torch.inference_mode():
+            return self.net(batch.to(self.device, non_blocking=True))
+
+
+def _state_digest(state: dict) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for key in sorted(state):
+        value = state[key]
+        h.update(key.encode())
+        if torch.is_tensor(value):
+            h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _prepare_plain(img: np.ndarray, size: tuple[int, int] | None) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div(255)
+    if size is not None and tuple(x.shape[1:]) != tuple(size):
+        x = F.interpolate(x[None], size=size, mode="bilinear", align_corners=False, antialias=True)[0]
+    return x
+
+
+class ModuleExtractor:
+    """Any ``torch.nn.Module`` or callable as an extractor.
+
+    ``model`` receives a float32 batch (n, channels, H, W) with values in [0, 1] (after ``transform``, if
+    given) on ``device`` and returns features (n, d) (further dimensions are flattened). Images are resized
+    to ``size`` (bilinear, antialiased) when given; without it all images must share one size. ``name`` is
+    recorded in statistics files and keys the feature cache: change it when the model changes."""
+
+    def __init__(self, model: Callable, name: str, *, channels: int = 3, size: tuple[int, int] | None = None,
+                 transform: Callable | None = None, device: str = "cpu"):
+        if not callable(model):
+            raise TypeError(f"extractor must be a torch.nn.Module or a callable, got {type(model).__name__}")
+        if not isinstance(name, str) or not name:
+            raise ValueError("a custom extractor needs a name (extractor_name=...) for the statistics file")
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+        self.model = model.to(device).eval() if isinstance(model, torch.nn.Module) else model
+        self.name = self.identity = name
+        self.channels = channels
+        self.transform = transform
+        self.device = device
+        self.has_logits = False
+        self.prepare = functools.partial(_prepare_plain, size=tuple(size) if size is not None else None)
+
+    def __call__(self, batch: torch.Tensor):
+        batch = batch.to(self.device, non_blocking=True)
+        if self.transform is not None:
+            batch = self.transform(batch)
+        with torch.inference_mode():
+            out = self.model(batch)
+        if not torch.is_tensor(out):
+            out = torch.as_tensor(np.asarray(out))
+        if out.ndim < 2 or out.shape[0] != batch.shape[0]:
+            raise ValueError(f"extractor {self.name!r} returned shape {tuple(out.shape)} for a batch of "
+                             f"{batch.shape[0]} images; expected (batch, features)")
+        return out.reshape(out.shape[0], -1), None
+
+
+def _digits(device: str) -> ModuleExtractor:
+    from ganmetrics.extractors.digits import NAME, default_extractor
+
+    import copy
+
+    net = copy.deepcopy(default_extractor().model).to(device)
+    return ModuleExtractor(net.features, NAME, channels=1, size=(8, 8), transform=lambda x: 2 * x - 1,
+                           device=device)
+
+
+def _from_file(spec: str, device: str) -> ModuleExtractor:
+    path, _, attr = spec.rpartition(":")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"extractor: no such file: {path}")
+    module_spec = importlib.util.spec_from_file_location(f"_ganmetrics_extractor_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, attr):
+        raise ValueError(f"extractor: {path} defines no {attr!r}")
+    obj = getattr(module, attr)
+    if isinstance(obj, type) and issubclass(obj, torch.nn.Module):
+        obj = obj()
+    size = getattr(obj, "input_size", None)
+    channels = getattr(obj, "input_channels", 3)
+    return ModuleExtractor(obj, f"{os.path.basename(path)}:{attr}", channels=channels, size=size, device=device)
+
+
+def get_extractor(extractor: Any = None, *, resize: str | None = None, weights: Any = None, device: str | None = None,
+                  extractor_name: str | None = None):
+    """An extractor from a name (``"inception-v3"``, ``"digits"``), ``FILE.py:NAME``, an extractor object, or a
+    module/callable (with ``extractor_name``). ``resize`` and ``weights`` apply to the Inception only."""
+    device = device or "cpu"
+    if extractor is None:
+        extractor = "inception-v3"
+    if isinstance(extractor, (InceptionExtractor, ModuleExtractor)):
+        return extractor
+    if isinstance(extractor, str):
+        if extractor != "inception-v3" and (resize is not None or weights is not None):
+            raise ValueError(f"resize and weights apply to the inception-v3 extractor, not {extractor!r}")
+        if extractor == "inception-v3":
+            return InceptionExtractor(weights, resize, device)
+        if extractor == "digits":
+            return _digits(device)
+        if extractor.endswith(".py") or ".py:" in extractor:
+            if ":" not in extractor:
+                raise ValueError(f"extractor {extractor!r}: name the object too, as FILE.py:NAME")
+            return _from_file(extractor, device)
+        raise ValueError(f"extractor must be one of {', '.join(EXTRACTOR_NAMES)}, FILE.py:NAME, a torch.nn.Module "
+                         f"or a callable; got {extractor!r}")
+    if callable(extractor):
+        if resize is not None or weights is not None:
+            raise ValueError("resize and weights apply to the inception-v3 extractor, not to a custom one")
+        return ModuleExtractor(extractor, extractor_name, device=device)
+    raise TypeError(f"extractor must be a name, a torch.nn.Module or a callable, got {type(extractor).__name__}")

@@ -25,6 +25,7 @@ from ganmetrics._arrays import is_path
 from ganmetrics._native import _core
 from ganmetrics._progress import steps
 from ganmetrics.stats import F64_UNIT_ROUNDOFF, FeatureStats, _square, _vector, unit_roundoff_of
+from ganmetrics._image_inputs import accepts_images
 
 # A negative FD larger in magnitude than this fraction of tr S1 + tr S2 + |dmu|^2 is not rounding.
 _NEGATIVE_TOL = 1e-9
@@ -232,6 +233,13 @@ def _check_extractors(a: FeatureStats, b: FeatureStats, name_a: str, name_b: str
     if force:
         return
     if a.feature_extractor and b.feature_extractor and a.feature_extractor != b.feature_extractor:
+        net_a, _, resize_a = a.feature_extractor.rpartition(":")
+        net_b, _, resize_b = b.feature_extractor.rpartition(":")
+        if net_a and net_a == net_b:
+            raise ValueError(
+                f"{name_a} was made with resize={resize_a!r} but {name_b} with resize={resize_b!r} (same network "
+                f"{net_a!r}); different conventions shift FID by more than many model improvements (pass "
+                "force=True to compare anyway)")
         raise ValueError(
             f"{name_a} comes from feature extractor {a.feature_extractor!r} but {name_b} from "
             f"{b.feature_extractor!r}; the distance between them is meaningless (pass force=True to compare anyway)"
@@ -240,6 +248,7 @@ def _check_extractors(a: FeatureStats, b: FeatureStats, name_a: str, name_b: str
         raise ValueError(f"{name_a} has {a.dim} features but {name_b} has {b.dim}")
 
 
+@accepts_images("real", "fake", want="stats")
 def fid(real: Any, fake: Any, *, force: bool = False, device: str | None = None,
         progress: bool | None = None) -> float:
     """Fréchet Inception Distance (or FD for any encoder) between two feature sets.

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ganmetrics._arrays import as_features
+from ganmetrics._image_inputs import accepts_images
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ def _log_probs(x: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
 
 
+@accepts_images("probs_or_logits", want="logits")
 def inception_score(probs_or_logits: Any, splits: int = 10, seed: int | None = 0) -> ScoreResult:
     """Inception Score exp(E_x KL(p(y|x) || p(y))), averaged over ``splits`` disjoint splits.
 

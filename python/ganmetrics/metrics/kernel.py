@@ -16,6 +16,7 @@ from ganmetrics._arrays import F64, Features, as_features
 from ganmetrics._native import _core
 from ganmetrics._progress import counted
 from ganmetrics.metrics.knn import _check_same_dim, _engine_kwargs
+from ganmetrics._image_inputs import accepts_images
 
 POLYNOMIAL, RBF = 0, 1
 
@@ -82,6 +83,7 @@ class KIDSubsetWarning(UserWarning):
     """The KID subsets cover both whole sets: every subset is the same, so their spread says nothing."""
 
 
+@accepts_images("real", "fake")
 def kid(
     real: Any,
     fake: Any,

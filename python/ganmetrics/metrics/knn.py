@@ -26,6 +26,7 @@ import numpy as np
 from ganmetrics._arrays import F32, F64, Features, as_features
 from ganmetrics._native import _core
 from ganmetrics._progress import counted
+from ganmetrics._image_inputs import accepts_images
 
 DEFAULT_WORKSPACE_BYTES = 256 << 20
 _tile_override: tuple[int, int] = (0, 0)
@@ -330,6 +331,7 @@ def _real_fake_pass(real: Any, fake: Any, k: Any, *, fake_radii: bool, col_min: 
     return out, real_r2[mr.inverse], ff, info
 
 
+@accepts_images("real", "fake")
 def prdc(real: Any, fake: Any, k: int = 5, *, strict: bool = False, workspace_bytes: int | None = None,
          progress: bool | None = None) -> MetricResult:
     """Precision, recall, density and coverage with k nearest neighbours, from one cross pass.
@@ -356,6 +358,7 @@ def prdc(real: Any, fake: Any, k: int = 5, *, strict: bool = False, workspace_by
     return MetricResult(values, info)
 
 
+@accepts_images("real", "fake")
 def precision_recall(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | None = None,
                      progress: bool | None = None) -> MetricResult:
     """Improved precision and recall (Kynkäänniemi et al. 2019), k = 3 as in the paper.
@@ -369,6 +372,7 @@ def precision_recall(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int |
     return MetricResult(values, info)
 
 
+@accepts_images("real", "fake")
 def density_coverage(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int | None = None,
                      progress: bool | None = None) -> MetricResult:
     """Density and coverage (Naeem et al. 2020), k = 5 as in the paper; only real k-NN balls are needed.
@@ -386,6 +390,7 @@ def density_coverage(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int |
     return MetricResult(values, info)
 
 
+@accepts_images("real", "fake")
 def realism_score(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | None = None,
                   progress: bool | None = None) -> np.ndarray:
     """Realism score of every fake sample (Kynkäänniemi et al. 2019, section 5).
@@ -416,6 +421,7 @@ def realism_score(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | No
     return score
 
 
+@accepts_images("real", "fake")
 def nn1_accuracy(real: Any, fake: Any, *, workspace_bytes: int | None = None,
                  progress: bool | None = None) -> MetricResult:
     """Leave-one-out 1-nearest-neighbour two-sample test accuracy on the union of both sets.
@@ -446,6 +452,7 @@ def nn1_accuracy(real: Any, fake: Any, *, workspace_bytes: int | None = None,
     return MetricResult(values, {"n_real": fr.n, "n_fake": ff.n})
 
 
+@accepts_images("train", "fake")
 def memorization(train: Any, fake: Any, *, workspace_bytes: int | None = None,
                  progress: bool | None = None) -> MetricResult:
     """Copy detection: generated samples closer to a training sample than its own nearest neighbour.

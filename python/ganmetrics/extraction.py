@@ -1,0 +1,291 @@
+"""From images to features: a streaming pipeline with a feature cache.
+
+Images are decoded and resized in ``DataLoader`` workers, forwarded in batches (float32, no autocast,
+``torch.inference_mode``, channels-last on the CPU), and every batch goes straight into a
+:class:`~ganmetrics.stats.FeatureStats` and, when the features themselves are needed, into a float32
+``.npy`` file in the cache (memory-mapped when read back). No more than a batch of images is in memory.
+
+The cache (``~/.cache/ganmetrics/features``, or ``$GANMETRICS_CACHE_DIR``, or ``cache_dir=``) keys each
+entry by the input (a folder's file list with sizes and modification times; an archive's or array file's
+SHA-256), the extractor's identity (name, weights' SHA-256, preprocessing) and the cache format. Entries
+are written under temporary names and renamed into place, the JSON header last, so a concurrent run never
+reads a partial entry and an interrupted one leaves only temporary files, removed by the next write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganmetrics import images as _img
+from ganmetrics._io import _sweep_stale_temps, atomic_write
+from ganmetrics._progress import progress_bar
+from ganmetrics.stats import FeatureStats
+
+CACHE_FORMAT = 1
+CACHE_ENV = "GANMETRICS_CACHE_DIR"
+
+
+def default_cache_dir() -> str:
+    if os.environ.get(CACHE_ENV):
+        return os.environ[CACHE_ENV]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "ganmetrics", "features")
+
+
+def default_workers() -> int:
+    """Decoding workers: one per core beyond the one running the network, at most 8 (0 on one core)."""
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+@dataclass
+class Extracted:
+    """What one extraction produced: ``stats`` always; ``features`` (n, d) float32 and ``logits`` when kept."""
+
+    stats: FeatureStats
+    features: np.ndarray | None
+    logits: np.ndarray | None
+    n: int
+    skipped: list[str] = field(default_factory=list)
+    from_cache: bool = False
+    cache_path: str | None = None
+    seconds: float = 0.0
+
+
+class _Prepared(torch.utils.data.Dataset):
+    """Image i of the source, prepared for the network; a bad image comes back as its message."""
+
+    def __init__(self, source, prepare):
+        self.source, self.prepare = source, prepare
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, i):
+        try:
+            return i, self.prepare(self.source.load(i)), None
+        except _img.BadImageError as exc:
+            return i, None, ("bad", str(exc))
+        except (ValueError, TypeError) as exc:  # an unusable in-memory image: always an error
+            return i, None, ("error", str(exc))
+
+
+def _collate(items):
+    ok = [t for _, t, _ in items if t is not None]
+    problems = [p for _, _, p in items if p is not None]
+    shapes = {tuple(t.shape) for t in ok}
+    if len(shapes) > 1:
+        return None, problems + [("error", f"images of different sizes {sorted(shapes)} in one batch; give the "
+                                           "extractor a size to resize them to")]
+    return (torch.stack(ok) if ok else None), problems
+
+
+class _Writer:
+    """Rows appended to a float32 .npy under a temporary name beside ``target``; ``commit`` renames it."""
+
+    def __init__(self, target: str | None, n_max: int):
+        self.target, self.n_max, self.n = target, n_max, 0
+        self.array: np.ndarray | None = None
+        self.tmp: str | None = None
+
+    def append(self, rows: np.ndarray) -> None:
+        if self.array is None:
+            shape = (self.n_max, rows.shape[1])
+            if self.target is None:
+                self.array = np.empty(shape, dtype=np.float32)
+            else:
+                directory, base = os.path.split(self.target)
+                fd, self.tmp = tempfile.mkstemp(dir=directory, prefix=f".{base}.{os.getpid()}.", suffix=".tmp")
+                os.close(fd)
+                self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float32, shape=shape)
+        self.array[self.n:self.n + len(rows)] = rows
+        self.n += len(rows)
+
+    def result(self) -> np.ndarray:
+        return self.array[:self.n]
+
+    def commit(self) -> None:
+        if self.tmp is None:
+            return
+        self.array.flush()
+        if self.n != self.n_max:  # rows were skipped: rewrite the header with the real count
+            shape = (self.n, self.array.shape[1])
+            del self.array
+            _shrink_npy(self.tmp, shape)
+        else:
+            del self.array
+        os.replace(self.tmp, self.target)
+        self.tmp = None
+
+    def discard(self) -> None:
+        self.array = None
+        if self.tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp)
+            self.tmp = None
+
+
+def _shrink_npy(path: str, shape: tuple[int, int]) -> None:
+    """Give an .npy file a smaller row count, in place (the header keeps its padded length) and truncate it."""
+    from ganmetrics._io import npy_header
+
+    _, _, dtype, offset = npy_header(path)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    buf = __import__("io").BytesIO()
+    np.lib.format.write_array_header_1_0(buf, header)
+    raw = buf.getvalue()
+    if len(raw) != offset:
+        raise RuntimeError("npy header length changed")  # cannot happen: a shorter shape never needs more padding
+    with open(path, "r+b") as fh:
+        fh.write(raw)
+        fh.truncate(offset + shape[0] * shape[1] * dtype.itemsize)
+
+
+def _cache_key(fingerprint: str, identity: str) -> str:
+    text = json.dumps({"format": CACHE_FORMAT, "input": fingerprint, "extractor": identity}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _load_cached(base: str, identity: str, want_logits: bool) -> Extracted | None:
+    try:
+        with open(base + ".json") as fh:
+            meta = json.load(fh)
+        if meta.get("format") != CACHE_FORMAT or meta.get("extractor") != identity:
+            return None
+        feats = np.load(base + ".npy", mmap_mode="r")
+        logits = np.load(base + ".logits.npy", mmap_mode="r") if meta.get("logits") else None
+    except (OSError, ValueError, json.JSONDecodeError):
+        return None
+    if feats.ndim != 2 or feats.shape[0] != meta.get("n") or (want_logits and logits is None):
+        return None
+    stats = FeatureStats.from_features(feats, feature_extractor=meta["name"], progress=False)
+    return Extracted(stats, feats, logits, int(meta["n"]), list(meta.get("skipped", [])), True, base + ".npy")
+
+
+def run(source: Any, extractor, *, batch_size: int = 64, workers: int | None = None, keep_features: bool = True,
+        want_logits: bool = False, cache: bool = True, cache_dir: str | None = None, skip_bad: bool = False,
+        progress: bool | None = None, name: str = "images") -> Extracted:
+    """Extract features of every image of ``source`` (an :mod:`ganmetrics.images` source)."""
+    t0 = time.perf_counter()
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    workers = default_workers() if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 0:
+        raise ValueError(f"workers must be a non-negative integer, got {workers!r}")
+    if want_logits and not extractor.has_logits:
+        raise ValueError(f"the extractor {extractor.name!r} gives no logits (the Inception Score needs the Inception's "
+                         "final layer: load weights that include fc)")
+    fingerprint = source.fingerprint() if cache and isinstance(source, _img.ImageSource) else None
+    base = None
+    if fingerprint is not None:
+        folder = cache_dir or default_cache_dir()
+        os.makedirs(folder, exist_ok=True)
+        base = os.path.join(folder, _cache_key(fingerprint + f"\0channels={source.channels}", extractor.identity))
+        hit = _load_cached(base, extractor.identity, want_logits)
+        if hit is not None:
+            hit.seconds = time.perf_counter() - t0
+            return hit
+        for suffix in (".npy", ".logits.npy"):
+            _sweep_stale_temps(folder, os.path.basename(base + suffix))
+    keep = keep_features or base is not None
+    n_max = source.num_samples if isinstance(source, _img.Generator) else len(source)
+    feats = _Writer(base + ".npy" if base else None, n_max) if keep else None
+    logit_rows = _Writer(base + ".logits.npy" if base else None, n_max) if (want_logits or (base and extractor.has_logits)) \
+        else None
+    stats: FeatureStats | None = None
+    skipped: list[str] = []
+    try:
+        with progress_bar(n_max, f"{name}: {getattr(extractor, 'name', 'features')}", unit="img",
+                          enabled=progress) as bar:
+            for batch, problems in _batches(source, extractor, batch_size, workers):
+                for kind, message in problems:
+                    if kind == "bad" and skip_bad:
+                        skipped.append(message)
+                    else:
+                        raise (_img.BadImageError if kind == "bad" else ValueError)(
+                            message + (" (skip_bad=True / --skip-bad skips unreadable files)" if kind == "bad" else ""))
+                if batch is None:
+                    bar.update(len(problems))
+                    continue
+                out, logits = extractor(batch)
+                rows = out.detach().to("cpu", torch.float32).numpy()
+                if not np.isfinite(rows).all():
+                    raise ValueError(f"{name}: the extractor produced NaN or Inf features")
+                if stats is None:
+                    stats = FeatureStats(rows.shape[1], extractor.name)
+                stats.update(rows)
+                if feats is not None:
+                    feats.append(rows)
+                if logit_rows is not None and logits is not None:
+                    logit_rows.append(logits.detach().to("cpu", torch.float32).numpy())
+                bar.update(len(rows) + len(problems))
+        if stats is None:
+            raise ValueError(f"{name}: no image could be read ({len(skipped)} skipped)")
+        features = feats.result() if feats is not None else None
+        logit_arr = logit_rows.result() if logit_rows is not None else None
+        if base is not None:
+            for w in (feats, logit_rows):
+                if w is not None:
+                    w.commit()
+            meta = {"format": CACHE_FORMAT, "extractor": extractor.identity, "name": extractor.name, "n": stats.n,
+                    "dim": stats.dim, "logits": logit_rows is not None, "skipped": skipped,
+                    "input": source.describe(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            with atomic_write(base + ".json", "w") as fh:
+                json.dump(meta, fh, indent=1)
+            features = np.load(base + ".npy", mmap_mode="r") if keep_features else None
+            logit_arr = np.load(base + ".logits.npy", mmap_mode="r") if logit_rows is not None else None
+    finally:
+        for w in (feats, logit_rows):
+            if w is not None:
+                w.discard()
+    return Extracted(stats, features, logit_arr, stats.n, skipped, False, base + ".npy" if base else None,
+                     time.perf_counter() - t0)
+
+
+def _batches(source, extractor, batch_size: int, workers: int):
+    """(batch tensor or None, problems) in source order."""
+    if isinstance(source, _img.Generator):
+        for imgs in source.batches(getattr(extractor, "device", "cpu"), extractor.channels):
+            yield torch.stack([extractor.prepare(im) for im in imgs]), []
+        return
+    loader = torch.utils.data.DataLoader(
+        _Prepared(source, extractor.prepare), batch_size=batch_size, shuffle=False, num_workers=workers,
+        collate_fn=_collate, pin_memory=str(getattr(extractor, "device", "cpu")).startswith("cuda"),
+        persistent_workers=False, prefetch_factor=4 if workers else None)
+    cpu = not str(getattr(extractor, "device", "cpu")).startswith("cuda")
+    for batch, problems in loader:
+        if batch is not None and cpu and batch.ndim == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        yield batch, problems
+
+
+def extract(images: Any, *, extractor: Any = None, resize: str | None = None, weights: Any = None,
+            device: str | None = None, batch_size: int = 64, workers: int | None = None, cache: bool = True,
+            cache_dir: str | None = None, skip_bad: bool = False, recursive: bool = False,
+            extractor_name: str | None = None, return_logits: bool = False, progress: bool | None = None):
+    """Features of images: (n, d) float32 (memory-mapped from the cache for file inputs), and with
+    ``return_logits=True`` also the Inception's (n, 1008) logits (pool3 times the final weights, no bias).
+
+    ``images``: a folder, ``.zip``, image ``.npz``/``.npy``, image array or tensor, torch Dataset/DataLoader,
+    or :class:`ganmetrics.images.Generator` (:mod:`ganmetrics.images` says how each is read).
+    ``extractor``: ``"inception-v3"`` (default), ``"digits"``, ``FILE.py:NAME``, or a module/callable with
+    ``extractor_name``; ``resize``: the Inception's convention (:mod:`ganmetrics.extractors.preprocess`;
+    default ``legacy_tensorflow``); ``weights``: the Inception weights file (else looked up, see
+    :func:`ganmetrics.extractors.inception.locate_weights`). ``device``: where the network runs.
+    ``cache=False`` or ``cache_dir`` control the feature cache (file inputs only)."""
+    from ganmetrics.extractors import get_extractor
+
+    ext = get_extractor(extractor, resize=resize, weights=weights, device=device, extractor_name=extractor_name)
+    src = _img.as_source(images, "images", recursive=recursive, channels=ext.channels)
+    res = run(src, ext, batch_size=batch_size, workers=workers, keep_features=True, want_logits=return_logits,
+              cache=cache, cache_dir=cache_dir, skip_bad=skip_bad, progress=progress, name="images")
+    return (res.features, res.logits) if return_logits else res.features

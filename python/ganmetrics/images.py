@@ -1,0 +1,446 @@
+"""Image inputs: folders, archives, image arrays, datasets and generators, read as the peers read them.
+
+Every source yields RGB uint8 images (H, W, 3), one at a time, so that decoding and resizing run in
+``DataLoader`` workers and no more than a batch of images is ever in memory:
+
+- a folder of ``png, jpg/jpeg, bmp, webp, tif/tiff, pgm, ppm`` files (extension case ignored), sorted by
+  relative path; only the top level unless ``recursive=True`` (clean-fid recurses, pytorch-fid does not);
+- a ``.zip`` of such files (sorted member names);
+- an image ``.npz`` (its first 4-D array, ``arr_0`` in the ADM/guided-diffusion reference batches) or a
+  4-D ``.npy`` (memory-mapped);
+- a numpy array or torch tensor of images: uint8 0-255, or float 0-1 (rounded to the nearest of the 256
+  levels), NCHW when dimension 1 has 1 or 3 channels, otherwise NHWC with 1 or 3 channels last;
+- a torch ``Dataset`` (map-style) or ``DataLoader`` whose items are images or (image, label) pairs, each
+  image a PIL image, an array or a tensor as above (one image: HWC, or CHW when the first dimension is 1 or 3);
+- a :class:`Generator`: ``G(z)`` or ``G(z, c)`` sampled in batches from a seeded normal.
+
+Files are converted with PIL's ``convert("RGB")``, as pytorch-fid, clean-fid and torch-fidelity do:
+grayscale is repeated over the channels, alpha is dropped, palettes are expanded, and 16-bit grayscale is
+clipped to 0-255 by PIL (the peers' behaviour; convert such files yourself if that is not what you want).
+A file that cannot be decoded is an error naming it, or is skipped and counted with ``skip_bad=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import zipfile
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+IMAGE_EXTENSIONS = ("bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp")
+
+
+class BadImageError(ValueError):
+    """An image file that cannot be decoded."""
+
+
+def _has_image_ext(name: str) -> bool:
+    return os.path.splitext(name)[1].lower().lstrip(".") in IMAGE_EXTENSIONS
+
+
+def decode(data: Any, where: str, channels: int = 3) -> np.ndarray:
+    """An image file (path or file object) -> uint8 (H, W, 3) RGB, or (H, W, 1) luminance when channels == 1."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(data) as img:
+            img.load()
+            img = img.convert("RGB" if channels == 3 else "L")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise BadImageError(f"{where}: cannot be read as an image ({type(exc).__name__}: {exc})") from None
+    arr = np.array(img, dtype=np.uint8)
+    return arr if arr.ndim == 3 else arr[:, :, None]
+
+
+def to_uint8_image(x: Any, where: str, channels: int = 3) -> np.ndarray:
+    """One in-memory image (PIL, numpy or torch; HWC, or CHW with 1 or 3 channels first; uint8 or float 0-1)
+    -> uint8 (H, W, channels)."""
+    try:
+        from PIL import Image
+
+        if isinstance(x, Image.Image):
+            arr = np.asarray(x.convert("RGB" if channels == 3 else "L"), dtype=np.uint8)
+            return arr if arr.ndim == 3 else arr[:, :, None]
+    except ImportError:
+        pass
+    arr = _numpy(x)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3:
+        raise ValueError(f"{where}: an image must have 2 or 3 dimensions, got shape {arr.shape}")
+    if arr.shape[0] in (1, 3) and arr.shape[2] not in (1, 3):
+        arr = arr.transpose(1, 2, 0)
+    return _channels(_quantize(arr, where), channels, where)
+
+
+def _numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu()
+        if str(x.dtype) == "torch.bfloat16":
+            x = x.float()
+        return x.numpy()
+    return np.asarray(x)
+
+
+def _quantize(arr: np.ndarray, where: str) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{where}: images contain NaN or Inf")
+        lo, hi = float(arr.min(initial=0.0)), float(arr.max(initial=0.0))
+        if lo < -1e-6 or hi > 1 + 1e-6:
+            raise ValueError(f"{where}: float images must lie in [0, 1] (found values in [{lo:.4g}, {hi:.4g}]); "
+                             "pass uint8 0-255 images, or scale them")
+        return np.rint(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
+    raise ValueError(f"{where}: images must be uint8 (0-255) or float (0-1), got {arr.dtype}")
+
+
+def _channels(arr: np.ndarray, channels: int, where: str) -> np.ndarray:
+    c = arr.shape[2]
+    if c == channels:
+        return arr
+    if c == 1 and channels == 3:
+        return np.repeat(arr, 3, axis=2)
+    if c == 3 and channels == 1:  # PIL's "L": ITU-R 601-2 luma, rounded
+        luma = (arr[:, :, 0] * 299 + arr[:, :, 1] * 587 + arr[:, :, 2] * 114 + 500) // 1000
+        return luma.astype(np.uint8)[:, :, None]
+    raise ValueError(f"{where}: images must have 1 or 3 channels, got {c}")
+
+
+# ------------------------------------------------------------------------------------------------ sources
+
+
+class ImageSource:
+    """A finite, ordered collection of images; ``load(i)`` gives image i as uint8 (H, W, C)."""
+
+    name: str = "images"
+    channels: int = 3
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def load(self, i: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def fingerprint(self) -> str | None:
+        """A string that changes whenever the images may have changed; None: not cacheable."""
+        return None
+
+    def describe(self) -> str:
+        return self.name
+
+
+class FolderSource(ImageSource):
+    def __init__(self, path: str, name: str, recursive: bool = False):
+        self.root = os.fspath(path)
+        self.name = name
+        self.recursive = recursive
+        if recursive:
+            files = []
+            for dirpath, dirnames, filenames in os.walk(self.root):
+                dirnames.sort()
+                files += [os.path.relpath(os.path.join(dirpath, f), self.root) for f in filenames if _has_image_ext(f)]
+        else:
+            files = [f for f in os.listdir(self.root)
+                     if _has_image_ext(f) and os.path.isfile(os.path.join(self.root, f))]
+        self.files = sorted(files)
+        if not self.files:
+            raise ValueError(f"{name}: the folder {self.root} holds no images ({', '.join(IMAGE_EXTENSIONS)})"
+                             + ("" if recursive else "; subfolders are read with recursive=True / --recursive"))
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def load(self, i: int) -> np.ndarray:
+        return decode(os.path.join(self.root, self.files[i]), os.path.join(self.root, self.files[i]), self.channels)
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(f"folder\0{self.recursive}\0".encode())
+        for f in self.files:
+            st = os.stat(os.path.join(self.root, f))
+            h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()
+
+    def describe(self) -> str:
+        return f"{self.root} ({len(self)} images)"
+
+
+def content_hash(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class ZipSource(ImageSource):
+    def __init__(self, path: str, name: str):
+        self.path = os.fspath(path)
+        self.name = name
+        try:
+            with zipfile.ZipFile(self.path) as zf:
+                self.members = sorted(m.filename for m in zf.infolist() if not m.is_dir() and _has_image_ext(m.filename))
+        except zipfile.BadZipFile as exc:
+            raise ValueError(f"{name}: {self.path} is not a readable zip archive ({exc})") from None
+        if not self.members:
+            raise ValueError(f"{name}: the archive {self.path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        self._zf = None
+        self._pid = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_zf": None, "_pid": None}
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def load(self, i: int) -> np.ndarray:
+        if self._zf is None or self._pid != os.getpid():  # one handle per worker process
+            self._zf, self._pid = zipfile.ZipFile(self.path), os.getpid()
+        where = f"{self.path}:{self.members[i]}"
+        try:
+            data = self._zf.read(self.members[i])
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise BadImageError(f"{where}: cannot be read from the archive ({exc})") from None
+        return decode(io.BytesIO(data), where, self.channels)
+
+    def fingerprint(self) -> str:
+        return "zip\0" + content_hash(self.path)
+
+    def describe(self) -> str:
+        return f"{self.path} ({len(self)} images)"
+
+
+class ArraySource(ImageSource):
+    """A 4-D image array (numpy, torch, memory-mapped .npy or an .npz member); layout and range as documented."""
+
+    def __init__(self, array: Any, name: str, file_fingerprint: str | None = None):
+        self.name = name
+        arr = array if isinstance(array, np.ndarray) else _numpy(array)
+        if arr.ndim != 4:
+            raise ValueError(f"{name}: image arrays must be 4-D (NCHW or NHWC), got shape {arr.shape}")
+        if arr.shape[1] in (1, 3) and arr.shape[3] not in (1, 3):
+            self.layout = "NCHW"
+        elif arr.shape[3] in (1, 3):
+            self.layout = "NHWC"
+        elif arr.shape[1] in (1, 3):
+            self.layout = "NCHW"
+        else:
+            raise ValueError(f"{name}: images must have 1 or 3 channels in dimension 1 (NCHW) or 3 (NHWC), "
+                             f"got shape {arr.shape}")
+        if arr.dtype != np.uint8 and arr.dtype.kind != "f":
+            raise ValueError(f"{name}: images must be uint8 (0-255) or float (0-1), got {arr.dtype}")
+        if len(arr) == 0:
+            raise ValueError(f"{name}: no images (the array is empty)")
+        self.array = arr
+        self._fingerprint = file_fingerprint
+
+    def __len__(self) -> int:
+        return int(self.array.shape[0])
+
+    def load(self, i: int) -> np.ndarray:
+        img = np.asarray(self.array[i])
+        if self.layout == "NCHW":
+            img = img.transpose(1, 2, 0)
+        return _channels(_quantize(img, f"{self.name}[{i}]"), self.channels, self.name)
+
+    def fingerprint(self) -> str | None:
+        return self._fingerprint
+
+    def describe(self) -> str:
+        return f"{self.name} ({len(self)} images, {self.layout}, {self.array.dtype})"
+
+
+class DatasetSource(ImageSource):
+    def __init__(self, dataset: Any, name: str):
+        self.dataset = dataset
+        self.name = name
+        try:
+            self.n = len(dataset)
+        except TypeError:
+            raise TypeError(f"{name}: the dataset has no len(); give a map-style torch Dataset") from None
+        if self.n == 0:
+            raise ValueError(f"{name}: the dataset is empty")
+
+    def __len__(self) -> int:
+        return self.n
+
+    def load(self, i: int) -> np.ndarray:
+        item = self.dataset[i]
+        if isinstance(item, (tuple, list)):
+            item = item[0]
+        return to_uint8_image(item, f"{self.name}[{i}]", self.channels)
+
+
+@dataclass
+class Generator:
+    """A generative model as an image source, as torch-fidelity's generative-model input.
+
+    ``model(z)`` (or ``model(z, c)`` when ``num_classes`` is set, with ``c`` uniform class labels) returns a
+    batch of images (uint8 0-255, or float in ``output_range``, NCHW or NHWC; floats are rounded to uint8 as
+    saving them as images would); ``z`` rows come from a standard normal drawn by a torch generator seeded by
+    ``seed`` (labels from ``seed + 1``), so the same seed gives the same samples whatever the batch size."""
+
+    model: Callable
+    num_samples: int
+    z_dim: int
+    batch_size: int = 64
+    seed: int = 0
+    num_classes: int | None = None
+    output_range: tuple[float, float] = (0.0, 1.0)
+    name: str = "generator"
+
+    def __post_init__(self):
+        for key in ("num_samples", "z_dim", "batch_size"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        if self.num_classes is not None and (not isinstance(self.num_classes, (int, np.integer)) or self.num_classes < 1):
+            raise ValueError(f"num_classes must be a positive integer or None, got {self.num_classes!r}")
+        lo, hi = self.output_range
+        if not hi > lo:
+            raise ValueError(f"output_range must be (low, high) with high > low, got {self.output_range!r}")
+
+    def batches(self, device: str, channels: int = 3):
+        """Yield uint8 NHWC numpy batches with ``channels`` channels."""
+        import torch
+
+        latents = _Draws(lambda k, g: torch.randn(k, self.z_dim, generator=g), int(self.seed))
+        labels = _Draws(lambda k, g: torch.randint(0, int(self.num_classes or 1), (k,), generator=g), int(self.seed) + 1)
+        done = 0
+        while done < self.num_samples:
+            b = min(self.batch_size, self.num_samples - done)
+            z = latents.take(b).to(device)
+            with torch.inference_mode():
+                if self.num_classes is not None:
+                    out = self.model(z, labels.take(b).to(device))
+                else:
+                    out = self.model(z)
+            arr = _numpy(out)
+            if arr.ndim != 4 or len(arr) != b:
+                raise ValueError(f"{self.name}: the model returned shape {arr.shape} for {b} latents; expected a "
+                                 "4-D image batch (NCHW or NHWC)")
+            if arr.dtype != np.uint8:
+                lo, hi = self.output_range
+                arr = (arr.astype(np.float32) - lo) / (hi - lo)
+            src = ArraySource(arr, self.name)
+            src.channels = channels
+            yield np.stack([src.load(i) for i in range(b)])
+            done += b
+
+
+class _Draws:
+    """Random rows drawn in fixed blocks of 1024, so that sample i gets the same latent whatever the batch size
+    (torch draws a 16-row normal block differently from a 12-row one)."""
+
+    BLOCK = 1024
+
+    def __init__(self, draw: Callable, seed: int):
+        import torch
+
+        self.draw, self.gen, self.buf = draw, torch.Generator().manual_seed(seed), None
+
+    def take(self, k: int):
+        import torch
+
+        out = []
+        while k > 0:
+            if self.buf is None or len(self.buf) == 0:
+                self.buf = self.draw(self.BLOCK, self.gen)
+            part, self.buf = self.buf[:k], self.buf[k:]
+            out.append(part)
+            k -= len(part)
+        return torch.cat(out)
+
+
+def is_image_input(x: Any) -> bool:
+    """Whether ``x`` is an image input (and not features or statistics)."""
+    if isinstance(x, Generator):
+        return True
+    if isinstance(x, (str, os.PathLike)):
+        path = os.fspath(x)
+        if os.path.isdir(path) or path.lower().endswith(".zip"):
+            return True
+        if path.endswith(".npy") and os.path.isfile(path):
+            from ganmetrics._io import npy_header
+
+            try:
+                return len(npy_header(path)[0]) == 4
+            except ValueError:
+                return False
+        if path.endswith(".npz") and os.path.isfile(path):
+            return _npz_image_key(path) is not None
+        return False
+    try:
+        import torch.utils.data as tud
+
+        if isinstance(x, (tud.Dataset, tud.DataLoader)):
+            return True
+    except ImportError:
+        pass
+    shape = getattr(x, "shape", None)
+    return shape is not None and len(shape) == 4
+
+
+def _npz_image_key(path: str) -> str | None:
+    from ganmetrics._io import check_npz
+
+    keys = check_npz(path, path)
+    if keys & {"mu", "sigma"}:
+        return None
+    for key in sorted(keys, key=lambda k: (k != "arr_0", k)):
+        if _npz_ndim(path, key) == 4:
+            return key
+    return None
+
+
+def _npz_ndim(path: str, key: str) -> int:
+    with zipfile.ZipFile(path) as zf, zf.open(key + ".npy") as fh:
+        version = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        return len(read(fh)[0])
+
+
+def as_source(x: Any, name: str, *, recursive: bool = False, channels: int = 3) -> ImageSource | Generator:
+    """The image source behind an input (see the module doc); errors name the argument."""
+    if isinstance(x, Generator):
+        return x
+    if isinstance(x, ImageSource):
+        src = x
+    elif isinstance(x, (str, os.PathLike)):
+        path = os.fspath(x)
+        if os.path.isdir(path):
+            src = FolderSource(path, name, recursive=recursive)
+        elif not os.path.exists(path):
+            raise FileNotFoundError(f"{name}: no such file or folder: {path}")
+        elif path.lower().endswith(".zip"):
+            src = ZipSource(path, name)
+        elif path.endswith(".npy"):
+            src = ArraySource(np.load(path, mmap_mode="r"), f"{name} ({path})", "npy\0" + content_hash(path))
+        elif path.endswith(".npz"):
+            key = _npz_image_key(path)
+            if key is None:
+                raise ValueError(f"{name}: {path} holds no 4-D image array")
+            with np.load(path) as z:
+                arr = z[key]
+            src = ArraySource(arr, f"{name} ({path}:{key})", "npz\0" + content_hash(path))
+        else:
+            raise ValueError(f"{name}: {path} is not an image folder, .zip, image .npz or 4-D .npy")
+    else:
+        try:
+            import torch.utils.data as tud
+
+            if isinstance(x, tud.DataLoader):
+                x = x.dataset
+            if isinstance(x, tud.Dataset):
+                src = DatasetSource(x, name)
+            else:
+                src = ArraySource(x, name)
+        except ImportError:
+            src = ArraySource(x, name)
+    src.channels = channels
+    return src
