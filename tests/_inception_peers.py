@@ -100,9 +100,11 @@ def real_torchvision():
 
 
 def fresh_import(name: str):
-    """Import ``name`` anew (so that it binds the torchvision in sys.modules now)."""
+    """Import ``name`` anew, with its whole package (so that every module of it binds the torchvision in
+    sys.modules now, not one imported earlier with the stand-in)."""
     import importlib
 
-    for k in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+    top = name.split(".")[0]
+    for k in [k for k in sys.modules if k == top or k.startswith(top + ".")]:
         del sys.modules[k]
     return importlib.import_module(name)

@@ -88,7 +88,7 @@ def test_version_help_and_aligned_info(capsys):
 
 def test_cli_errors_speak_cli(tmp_path, rng, capsys):
     code, _, err = run(["fid", str(tmp_path), str(tmp_path)], capsys)
-    assert code == 2 and "is a folder" in err and ".npy" in err
+    assert code == 2 and "holds no images" in err  # a folder is an image input: one without images says so
     a = gm.FeatureStats.from_mean_cov(np.zeros(3), np.eye(3), n=10, feature_extractor="inception-v3")
     b = gm.FeatureStats.from_mean_cov(np.zeros(3), np.eye(3), n=10, feature_extractor="dinov2")
     a.save(tmp_path / "a.npz")

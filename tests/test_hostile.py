@@ -38,7 +38,7 @@ def test_stats_output_that_is_the_input_is_refused(tmp_path, rng, capsys):
     x = rng.standard_normal((40, 4))
     np.save(path, x)
     code, _, err = run(["stats", str(path), "-o", str(path)], capsys)
-    assert code == 2 and "is the input FEATURES file" in err
+    assert code == 2 and "is the input file" in err
     np.testing.assert_array_equal(np.load(path), x)  # untouched
 
 

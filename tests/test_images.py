@@ -181,9 +181,9 @@ def test_folders_against_pytorch_fid(state, weights_file, folders, tmp_path):
     for row, and the FID of those activations (exact float64 truth: n <= d here, where sqrtm is unreliable)."""
     a, b = folders
     with real_torchvision():
-        pfid = fresh_import("pytorch_fid.inception")
-        pfid.load_state_dict_from_url = lambda *a_, **k: state
         score = fresh_import("pytorch_fid.fid_score")
+        pfid = sys.modules["pytorch_fid.inception"]
+        pfid.load_state_dict_from_url = lambda *a_, **k: state
         model = pfid.InceptionV3([3]).eval()
         acts = []
         for folder in (a, b):
@@ -202,10 +202,9 @@ def test_folders_against_pytorch_fid(state, weights_file, folders, tmp_path):
 def test_folders_against_clean_fid_legacy_pytorch(state, weights_file, folders):
     a, _ = folders
     with real_torchvision():
-        cip = fresh_import("cleanfid.inception_pytorch")
-        cip.load_state_dict_from_url = lambda *a_, **k: state
-        feats = fresh_import("cleanfid.features")
         cfid = fresh_import("cleanfid.fid")
+        sys.modules["cleanfid.inception_pytorch"].load_state_dict_from_url = lambda *a_, **k: state
+        feats = sys.modules["cleanfid.features"]
         model = feats.build_feature_extractor("legacy_pytorch", device=torch.device("cpu"), use_dataparallel=False)
         theirs = cfid.get_folder_features(a, model, num_workers=0, batch_size=5, device=torch.device("cpu"),
                                           mode="legacy_pytorch", verbose=False)
@@ -564,3 +563,70 @@ def test_compat_functions_on_folders(state, weights_file, folders, known_weights
                                            feature_extractor_weights_path=weights_file)
     assert res["frechet_inception_distance"] == pytest.approx(gm.fid(a, b, weights=weights_file), rel=1e-12)
     assert res["inception_score_mean"] > 1
+
+
+# ------------------------------------------------------------------------------------------ CLIP and DINOv2
+
+
+def _optional(module: str):
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed (the `test` extra installs it)")
+
+
+def test_clip_extractor_equals_open_clips_own_use(tmp_path):
+    """Random ViT-B/32 weights saved to a file: our extractor equals open_clip's documented image embedding."""
+    _optional("open_clip")
+    imgs = images_of((48, 40), 2, 40)
+    with real_torchvision():
+        open_clip = fresh_import("open_clip")
+        torch.manual_seed(0)
+        model, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32", pretrained=None)
+        model.eval()
+        torch.save(model.state_dict(), tmp_path / "clip.bin")
+        with torch.no_grad():
+            theirs = model.encode_image(torch.stack([preprocess(Image.fromarray(im)) for im in imgs])).numpy()
+        ext = gm.extractors.get_extractor("clip-vit-b-32", weights=tmp_path / "clip.bin")
+        mine = gm.extract(imgs, extractor=ext, workers=0)
+    assert ext.name == "clip-vit-b-32:openai" and mine.shape == (2, 512)
+    assert rel(mine, theirs) < 1e-5
+    with pytest.raises(ValueError, match="resize applies to the inception-v3 extractor"):
+        gm.extractors.get_extractor("clip-vit-b-32", resize="clean")
+
+
+def test_dinov2_extractor_equals_timm_with_dgm_eval_preprocessing(tmp_path):
+    _optional("timm")
+    imgs = images_of((64, 80), 2, 41)
+    with real_torchvision():
+        timm = fresh_import("timm")
+        torch.manual_seed(0)
+        model = timm.create_model("vit_large_patch14_dinov2.lvd142m", pretrained=False, img_size=224,
+                                  num_classes=0).eval()
+        torch.save(model.state_dict(), tmp_path / "dinov2.pth")
+        x = torch.stack([torch.from_numpy(np.asarray(Image.fromarray(im).resize((224, 224), Image.BICUBIC),
+                                                     dtype=np.float32) / 255).permute(2, 0, 1) for im in imgs])
+        x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(
+            1, 3, 1, 1)
+        with torch.no_grad():
+            theirs = model(x).numpy()
+        ext = gm.extractors.get_extractor("dinov2-vit-l-14", weights=tmp_path / "dinov2.pth")
+        mine = gm.extract(imgs, extractor=ext, workers=0)
+    assert ext.name == "dinov2-vit-l-14:lvd142m" and mine.shape == (2, 1024)
+    assert rel(mine, theirs) < 1e-5
+
+
+def test_foundation_weights_errors(tmp_path, monkeypatch):
+    from ganmetrics.extractors import foundation
+
+    monkeypatch.setenv(inc.WEIGHTS_ENV, str(tmp_path))
+    spec = foundation.MODELS["dinov2-vit-l-14"]
+    assert foundation._local_file(spec, None) is None or "checkpoints" in foundation._local_file(spec, None)
+    (tmp_path / spec.filename).write_bytes(b"x")
+    assert foundation._local_file(spec, None) == str(tmp_path / spec.filename)
+    with pytest.raises(ValueError, match="cannot be read as a weights file"):
+        foundation.read_state(str(tmp_path / spec.filename))
+    err = foundation._missing(spec, OSError("offline"))
+    assert spec.filename in str(err) and spec.url in str(err) and inc.WEIGHTS_ENV in str(err)
+    with pytest.raises(FileNotFoundError, match="weights: no such file"):
+        foundation._local_file(spec, tmp_path / "none.pth")

@@ -50,10 +50,11 @@ def accepts_images(*names: str, want: str = "features") -> Callable:
             opts = {**IMAGE_KEYWORDS, **image_kw}
             device = bound.arguments.get("device", opts["device"])
             progress = bound.arguments.get("progress")
+            sources = {name: as_source(bound.arguments[name], name, recursive=opts["recursive"]) for name in targets}
             ext = get_extractor(opts["extractor"], resize=opts["resize"], weights=opts["weights"], device=device,
                                 extractor_name=opts["extractor_name"])
-            for name in targets:
-                src = as_source(bound.arguments[name], name, recursive=opts["recursive"], channels=ext.channels)
+            for name, src in sources.items():
+                src.channels = ext.channels
                 res = extraction.run(src, ext, batch_size=opts["batch_size"], workers=opts["workers"],
                                      keep_features=want == "features", want_logits=want == "logits",
                                      cache=opts["cache"], cache_dir=opts["cache_dir"], skip_bad=opts["skip_bad"],

@@ -63,8 +63,10 @@ def _side(args, path: str, label: str, want: str, out: dict):
         return path
     from ganmetrics import extraction
 
+    src = as_source(path, label, recursive=args.recursive)  # a folder without images fails before the weights load
     ext = _extractor(args)
-    res = extraction.run(as_source(path, label, recursive=args.recursive, channels=ext.channels), ext,
+    src.channels = ext.channels
+    res = extraction.run(src, ext,
                          batch_size=args.batch_size or 64, workers=args.workers, keep_features=want == "features",
                          cache=not args.no_cache, cache_dir=args.cache_dir, skip_bad=args.skip_bad,
                          progress=_progress(args), name=label)

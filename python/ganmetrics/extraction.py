@@ -284,8 +284,9 @@ def extract(images: Any, *, extractor: Any = None, resize: str | None = None, we
     ``cache=False`` or ``cache_dir`` control the feature cache (file inputs only)."""
     from ganmetrics.extractors import get_extractor
 
+    src = _img.as_source(images, "images", recursive=recursive)
     ext = get_extractor(extractor, resize=resize, weights=weights, device=device, extractor_name=extractor_name)
-    src = _img.as_source(images, "images", recursive=recursive, channels=ext.channels)
+    src.channels = ext.channels
     res = run(src, ext, batch_size=batch_size, workers=workers, keep_features=True, want_logits=return_logits,
               cache=cache, cache_dir=cache_dir, skip_bad=skip_bad, progress=progress, name="images")
     return (res.features, res.logits) if return_logits else res.features

@@ -3,6 +3,8 @@
 - ``"inception-v3"``: the FID Inception (:mod:`ganmetrics.extractors.inception`), pool3 features and the
   Inception Score's logits from one pass, with a ``resize`` convention (:mod:`.preprocess`);
 - ``"digits"``: the embedded 8x8 digits classifier's 64-d features;
+- ``"clip-vit-l-14-336"`` (CMMD), ``"clip-vit-b-32"`` (clean-fid's CLIP FID), ``"dinov2-vit-l-14"`` (FD_DINOv2):
+  optional extras, see :mod:`ganmetrics.extractors.foundation`;
 - any ``torch.nn.Module`` or callable mapping a batch of images to features, wrapped by
   :class:`ModuleExtractor` with the name the statistics file records;
 - on the command line also ``FILE.py:NAME``, a module or callable defined in a Python file.
@@ -27,7 +29,7 @@ from ganmetrics.extractors import preprocess as _pre
 
 __all__ = ["InceptionExtractor", "ModuleExtractor", "get_extractor", "EXTRACTOR_NAMES"]
 
-EXTRACTOR_NAMES = ("inception-v3", "digits")
+EXTRACTOR_NAMES = ("inception-v3", "digits", "clip-vit-l-14-336", "clip-vit-b-32", "dinov2-vit-l-14")
 
 
 class InceptionExtractor:
@@ -154,15 +156,22 @@ def get_extractor(extractor: Any = None, *, resize: str | None = None, weights: 
     device = device or "cpu"
     if extractor is None:
         extractor = "inception-v3"
-    if isinstance(extractor, (InceptionExtractor, ModuleExtractor)):
+    if hasattr(extractor, "prepare") and hasattr(extractor, "identity"):  # an extractor already
         return extractor
     if isinstance(extractor, str):
-        if extractor != "inception-v3" and (resize is not None or weights is not None):
-            raise ValueError(f"resize and weights apply to the inception-v3 extractor, not {extractor!r}")
+        if extractor != "inception-v3" and resize is not None:
+            raise ValueError(f"resize applies to the inception-v3 extractor, not {extractor!r}")
+        if extractor in ("digits",) or extractor.endswith(".py") or ".py:" in extractor:
+            if weights is not None:
+                raise ValueError(f"weights apply to the inception-v3, CLIP and DINOv2 extractors, not {extractor!r}")
         if extractor == "inception-v3":
             return InceptionExtractor(weights, resize, device)
         if extractor == "digits":
             return _digits(device)
+        if extractor.startswith(("clip-", "dinov2-")) and extractor in EXTRACTOR_NAMES:
+            from ganmetrics.extractors import foundation
+
+            return foundation.build(extractor, weights, device)
         if extractor.endswith(".py") or ".py:" in extractor:
             if ":" not in extractor:
                 raise ValueError(f"extractor {extractor!r}: name the object too, as FILE.py:NAME")
