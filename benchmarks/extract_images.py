@@ -74,7 +74,7 @@ def child(contender: str, folder: str, weights: str) -> dict:
             fx = sys.modules["torch_fidelity.feature_extractor_inceptionv3"]
             t0 = time.perf_counter()
             ext = fx.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=weights)
-            out = fidelity_utils.extract_featuresdict_from_input_id(folder, ext, batch_size=64, cuda=False,
+            out = fidelity_utils.extract_featuresdict_from_input_id(1, ext, input1=folder, batch_size=64, cuda=False,
                                                                     save_cpu_ram=False, verbose=False)
             feats = out["2048"].numpy()
     else:

@@ -88,13 +88,35 @@ def table(rows) -> str:
     return "\n".join(out)
 
 
+def extract_table() -> str:
+    """Images per second from PNG folders to pool3 (benchmarks/extract_images.py)."""
+    with open(os.path.join(RESULTS, "extract_cpu.json")) as fh:
+        res = json.load(fh)
+    out = ["| images (PNG, 1,000 per run) | ganmetrics | peer, same numerics | peer | speed-up | features agree to |",
+           "|---|---|---|---|---|---|"]
+    for row in res["rows"]:
+        for peer, ours in (("pytorch-fid", "ganmetrics:legacy_pytorch"),
+                           ("torch-fidelity", "ganmetrics:legacy_tensorflow")):
+            cmp = row[f"{ours} vs {peer}"]
+            out.append(f"| {row['size']} × {row['size']}, `resize=\"{ours.split(':')[1]}\"` | "
+                       f"{row[ours]['images_per_s']:.1f} img/s | {peer} | {row[peer]['images_per_s']:.1f} img/s | "
+                       f"{cmp['speedup']:.2f}× | {cmp['max_rel_diff']:.0e} |")
+    return "\n".join(out)
+
+
+def _replace(text: str, tag: str, body: str) -> str:
+    a = text.index(f"<!-- {tag}:start -->") + len(f"<!-- {tag}:start -->")
+    b = text.index(f"<!-- {tag}:end -->")
+    return text[:a] + "\n" + body + "\n" + text[b:]
+
+
 def main():
     path = os.path.join(ROOT, "README.md")
     with open(path) as fh:
         text = fh.read()
-    a = text.index("<!-- bench:start -->") + len("<!-- bench:start -->")
-    b = text.index("<!-- bench:end -->")
-    text = text[:a] + "\n" + table(load()) + "\n" + text[b:]
+    text = _replace(text, "bench", table(load()))
+    if "<!-- extract:start -->" in text:
+        text = _replace(text, "extract", extract_table())
     with open(path + ".tmp", "w") as fh:
         fh.write(text)
     os.replace(path + ".tmp", path)

@@ -200,16 +200,21 @@ def test_folders_against_pytorch_fid(state, weights_file, folders, tmp_path):
 
 
 def test_folders_against_clean_fid_legacy_pytorch(state, weights_file, folders):
-    a, _ = folders
+    a, b = folders
     with real_torchvision():
         cfid = fresh_import("cleanfid.fid")
         sys.modules["cleanfid.inception_pytorch"].load_state_dict_from_url = lambda *a_, **k: state
         feats = sys.modules["cleanfid.features"]
         model = feats.build_feature_extractor("legacy_pytorch", device=torch.device("cpu"), use_dataparallel=False)
-        theirs = cfid.get_folder_features(a, model, num_workers=0, batch_size=5, device=torch.device("cpu"),
-                                          mode="legacy_pytorch", verbose=False)
+        theirs, theirs_b = (cfid.get_folder_features(f, model, num_workers=0, batch_size=5, device=torch.device("cpu"),
+                                                     mode="legacy_pytorch", verbose=False) for f in (a, b))
+        their_fid = cfid.compute_fid(a, b, mode="legacy_pytorch", device=torch.device("cpu"), num_workers=0,
+                                     use_dataparallel=False, verbose=False)
     mine = gm.extract(a, weights=weights_file, resize="legacy_pytorch", cache=False)
     assert rel(mine, theirs) < 1e-5
+    truth, scale = frechet_truth(theirs, theirs_b)
+    assert abs(gm.fid(a, b, weights=weights_file, resize="legacy_pytorch", cache=False) - truth) < 1e-5 * scale
+    assert abs(their_fid - truth) < 1e-3 * truth  # clean-fid's own number, as far as sqrtm gets at n < d
 
 
 def test_torchmetrics_image_batches_equal_frechet_inception_distance(state, weights_file):
