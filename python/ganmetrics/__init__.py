@@ -31,6 +31,8 @@ from ganmetrics.metrics.knn import (
 from ganmetrics.metrics.prd import PRDResult, plot_prd, prd
 from ganmetrics.metrics.vendi import vendi
 from ganmetrics.report import Report, evaluate
+from ganmetrics.reference import Reference
+from ganmetrics.leaderboard import Comparison, Leaderboard, evaluate_many
 from ganmetrics.stats import FeatureStats
 
 
@@ -84,6 +86,10 @@ __all__ = [
     "KIDResult",
     "PRDResult",
     "Report",
+    "Reference",
+    "Leaderboard",
+    "Comparison",
+    "evaluate_many",
     "ScoreResult",
     "bootstrap",
     "cmmd",

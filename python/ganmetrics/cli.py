@@ -5,6 +5,8 @@
     ganmetrics stats INPUT -o stats.npz [--feature-extractor NAME]
     ganmetrics prdc REAL FAKE [--k 5] [--json]
     ganmetrics compare REAL FAKE [--metrics fid,kid,precision,...] [--json]
+    ganmetrics reference REAL -o ref.gmref [--metrics fid,precision,...] [--k 5]
+    ganmetrics leaderboard ref.gmref FAKE... [--sort fid] [--html DIR] [--csv FILE] [--json]
     ganmetrics demo [--out DIR] [--train]
     ganmetrics example [--n 10000] [--dim 2048]
     ganmetrics info
@@ -155,6 +157,69 @@ def _cmd_compare(args) -> dict:
     return out
 
 
+def _image_kw(args) -> dict:
+    return {"extractor": args.extractor, "resize": args.resize, "weights": args.weights, "device": args.device,
+            "batch_size": args.batch_size or 64, "workers": args.workers, "cache": not args.no_cache,
+            "cache_dir": args.cache_dir, "skip_bad": args.skip_bad, "recursive": args.recursive}
+
+
+def _cmd_reference(args) -> dict:
+    from ganmetrics.images import is_image_input
+    from ganmetrics.reference import Reference
+
+    if os.path.isdir(args.output):
+        raise ValueError(f"--output {args.output} is a folder; give a file name such as ref.gmref")
+    t0 = time.perf_counter()
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    kw = _image_kw(args) if is_image_input(args.real) else {}
+    _check_image_options(args, bool(kw))
+    ref = Reference.build(args.real, metrics=metrics, k=args.k, progress=_progress(args), **kw)
+    ref.save(args.output)
+    return {"output": args.output, "n": ref.n, "dim": ref.dim, "metrics": ",".join(ref.metrics), "k": ref.k,
+            "feature_extractor": ref.feature_extractor or "(not recorded)", "seconds": time.perf_counter() - t0}
+
+
+def _cmd_leaderboard(args) -> dict:
+    from ganmetrics.images import is_image_input
+    from ganmetrics.leaderboard import evaluate_many
+    from ganmetrics.reference import Reference
+
+    t0 = time.perf_counter()
+    ref = Reference.load(args.reference)
+    names = {}
+    for path in args.fakes:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"FAKE: no such file or folder: {path}")
+        base = os.path.basename(os.path.normpath(path))
+        name, i = base, 2
+        while name in names:
+            name, i = f"{base} ({i})", i + 1
+        names[name] = path
+    images = any(is_image_input(p) for p in names.values())
+    _check_image_options(args, images)
+    kw = _image_kw(args) if images else {}
+    if images:
+        from ganmetrics.images import is_image_input as _img
+
+        mixed = [p for p in names.values() if not _img(p)]
+        if mixed:
+            raise ValueError(f"either every FAKE is images or none is; {mixed[0]} is features")
+    metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
+    board = evaluate_many(ref, names, metrics, sort=args.sort, n_boot=args.n_boot, seed=args.seed,
+                          progress=_progress(args), **kw)
+    if args.html:
+        board.to_html(args.html)
+    if args.csv:
+        from ganmetrics._io import atomic_write
+
+        with atomic_write(args.csv, "w") as fh:
+            fh.write(board.to_csv())
+    out = board.to_dict()
+    out["seconds"] = time.perf_counter() - t0
+    out["_markdown"] = board.to_markdown()
+    return out
+
+
 EXAMPLE_SETS = (
     ("same distribution", {}, "a second sample of the real distribution: FID is small but not 0 (its n-dependent "
                               "bias), and precision, recall and coverage are near 1, density near 1"),
@@ -232,10 +297,15 @@ def _flatten(result: dict, prefix: str = "") -> list[tuple[str, object]]:
 
 def _print(result: dict, as_json: bool, command: str = "") -> None:
     if as_json:
+        result = {k: v for k, v in result.items() if not k.startswith("_")}
         print(json.dumps(result, indent=2, default=str))
         return
     if command == "example":
         _print_example(result)
+        return
+    if command == "leaderboard":
+        print(result["_markdown"])
+        print(f"\n({result['seconds']:.1f} s)")
         return
     rows = _flatten(result)
     width = max(len(key) for key, _ in rows)
@@ -349,6 +419,36 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.set_defaults(func=_cmd_compare)
 
+    sp = sub.add_parser("reference", help="the real side of many comparisons, computed once and saved",
+                        description="Statistics and Fréchet factorization, exact k-NN radii and (where a metric needs "
+                                    "them) the features of the real set, saved as a versioned, pickle-free file for "
+                                    "`ganmetrics leaderboard`.")
+    sp.add_argument("real", metavar="REAL", help="the reference set: " + FEATURES_HELP)
+    sp.add_argument("-o", "--output", required=True, metavar="OUT.gmref", help="where to write the reference")
+    sp.add_argument("--metrics", default="fid,kid,precision,recall,density,coverage", metavar="LIST",
+                    help="the metrics it serves (default: fid,kid,precision,recall,density,coverage)")
+    k_option(sp, 5)
+    images(sp)
+    common(sp)
+    sp.set_defaults(func=_cmd_reference)
+
+    sp = sub.add_parser("leaderboard", help="many generators against a saved reference, with intervals",
+                        description="Evaluate every FAKE against REFERENCE (the real side is not recomputed), with "
+                                    "95 %% bootstrap intervals, ranked; neighbours in the ranking are compared with "
+                                    "a paired bootstrap.")
+    sp.add_argument("reference", metavar="REFERENCE", help="a reference file from `ganmetrics reference`")
+    sp.add_argument("fakes", metavar="FAKE", nargs="+", help="generated sets: " + FEATURES_HELP)
+    sp.add_argument("--metrics", default=None, metavar="LIST", help="default: the reference's metrics")
+    sp.add_argument("--sort", default=None, metavar="METRIC", help="ranking metric (default: the first metric)")
+    sp.add_argument("--n-boot", type=int, default=50, metavar="N",
+                    help="bootstrap rounds for the intervals and comparisons (default 50; 0: none)")
+    sp.add_argument("--seed", type=int, default=0, metavar="SEED", help="bootstrap seed")
+    sp.add_argument("--html", default=None, metavar="DIR", help="also write DIR/index.html with a plot")
+    sp.add_argument("--csv", default=None, metavar="FILE", help="also write the table as CSV")
+    images(sp)
+    common(sp)
+    sp.set_defaults(func=_cmd_leaderboard)
+
     sp = sub.add_parser("example", help="FID and PRDC on built-in synthetic sets that fail in known ways",
                         description="One built-in real set against three built-in fake sets (the same distribution, "
                                     "30%% of modes dropped, shifted off the data), with what each number shows.")
@@ -374,11 +474,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_files(args) -> None:
     """Every named input must exist before any work starts (a folder is an image input)."""
-    for attr in ("real", "fake", "features"):
+    for attr in ("real", "fake", "features", "reference"):
         path = getattr(args, attr, None)
         if path is None:
             continue
-        label = {"features": "INPUT"}.get(attr, attr.upper())
+        label = {"features": "INPUT", "reference": "REFERENCE"}.get(attr, attr.upper())
         if not os.path.exists(path):
             raise FileNotFoundError(f"{label}: no such file or folder: {path}")
 

@@ -6,10 +6,12 @@ import json
 import time
 from typing import Any, Sequence
 
+import numpy as np
+
 from ganmetrics._arrays import as_features
-from ganmetrics.metrics.frechet import stats_distance, warn_small
+from ganmetrics.metrics.frechet import _Side, stats_distance, warn_small
 from ganmetrics.metrics.kernel import kid
-from ganmetrics.metrics.knn import _check_same_dim, nn1_accuracy, prdc
+from ganmetrics.metrics.knn import _check_same_dim, _prdc_result, _real_fake_pass, nn1_accuracy
 from ganmetrics.metrics.prd import prd
 from ganmetrics.metrics.vendi import vendi
 from ganmetrics.stats import FeatureStats
@@ -55,12 +57,27 @@ def evaluate(
     which estimate was made. FID warns (SmallSampleWarning) when a set has n <= d samples.
     ``progress``: bars for the slow steps on a terminal (None), never (False) or always (True).
     """
+    fr, ff = as_features(real, "real", min_rows=2), as_features(fake, "fake", min_rows=2)
+    return _evaluate(fr, ff, metrics, k=k, seed=seed, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
+                     kid_seed=kid_seed, progress=progress)
+
+
+def check_metrics(metrics: Sequence[str]) -> list[str]:
     metrics = list(dict.fromkeys(metrics))
     unknown = [m for m in metrics if m not in KNOWN]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {list(KNOWN)}")
-    fr, ff = as_features(real, "real", min_rows=2), as_features(fake, "fake", min_rows=2)
-    _check_same_dim(fr, ff)
+    return metrics
+
+
+def _evaluate(fr, ff, metrics: Sequence[str], *, k: int, seed: int, kid_subsets, kid_subset_size, kid_seed: int,
+              progress: bool | None, real_stats: FeatureStats | None = None, fd_reference=None,
+              real_radii2: np.ndarray | None = None) -> Report:
+    """``evaluate`` on validated features; a saved reference passes what it holds of the real side (its
+    statistics, the factored Fréchet reference, its exact squared k-NN radii) and that work is skipped."""
+    metrics = check_metrics(metrics)
+    if fr is not None:
+        _check_same_dim(fr, ff)
     values: dict[str, float] = {}
     timings: dict[str, float] = {}
 
@@ -72,10 +89,12 @@ def evaluate(
 
     if "fid" in metrics:
         def _fid():
-            a = FeatureStats.from_features(fr, progress=progress)
+            a = real_stats if real_stats is not None else FeatureStats.from_features(fr, progress=progress)
             b = FeatureStats.from_features(ff, progress=progress)
             warn_small(a, "real")
             warn_small(b, "fake")
+            if fd_reference is not None:
+                return fd_reference.distance(_Side.of(b, "fake covariance"))
             return stats_distance(a, b)
 
         values["fid"] = timed("fid", _fid)
@@ -90,7 +109,9 @@ def evaluate(
             kid_estimate = f"unbiased estimate over the full sets ({fr.n} real, {ff.n} fake); no subset spread"
     knn = [m for m in ("precision", "recall", "density", "coverage") if m in metrics]
     if knn:
-        res = timed("prdc", lambda: prdc(fr, ff, k=k, progress=progress))
+        res = timed("prdc", lambda: _prdc_result(*_real_fake_pass(
+            fr, ff, k, fake_radii=True, col_min=True, strict=False, workspace_bytes=None, progress=progress,
+            real_radii2=real_radii2)))
         values.update({m: res[m] for m in knn})
     if "nn1_accuracy" in metrics:
         values["nn1_accuracy"] = timed("nn1_accuracy", lambda: nn1_accuracy(fr, ff, progress=progress).accuracy)
@@ -99,7 +120,8 @@ def evaluate(
     if "prd" in metrics:
         res = timed("prd", lambda: prd(fr, ff, enforce_balance=False, seed=seed, progress=progress))
         values["prd_f8"], values["prd_f1_8"] = res.f8, res.f1_8
-    info = {"n_real": fr.n, "n_fake": ff.n, "dim": fr.dim, "k": k, "seed": seed, "seconds": timings}
+    n_real = real_stats.n if real_stats is not None else fr.n
+    info = {"n_real": n_real, "n_fake": ff.n, "dim": ff.dim, "k": k, "seed": seed, "seconds": timings}
     if "kid" in metrics:
         info["kid_estimate"] = kid_estimate
     return Report(values, info)

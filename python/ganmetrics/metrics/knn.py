@@ -297,11 +297,13 @@ def knn_radii(x: Any, k: int = 5, *, workspace_bytes: int | None = None, progres
 
 
 def _real_fake_pass(real: Any, fake: Any, k: Any, *, fake_radii: bool, col_min: bool, strict: bool,
-                    workspace_bytes: int | None, progress: bool | None = None
+                    workspace_bytes: int | None, progress: bool | None = None, real_radii2: np.ndarray | None = None
                     ) -> tuple[dict, np.ndarray, Features, dict]:
     """Validation, the k-NN radius passes and one fake x real cross pass shared by the PRDC metrics.
 
-    Returns the cross pass's outputs, the real squared radii, the fake features and diagnostics.
+    ``real_radii2``: the real set's exact squared k-NN radii per row, computed before (a saved reference);
+    the real radius pass is then skipped. Returns the cross pass's outputs, the real squared radii, the fake
+    features and diagnostics.
     """
     eng = _engine(real, fake)
     fr, ff = eng.features(real, "real"), eng.features(fake, "fake")
@@ -314,7 +316,10 @@ def _real_fake_pass(real: Any, fake: Any, k: Any, *, fake_radii: bool, col_min: 
     # multisets, counts that weigh each real row by its multiplicity, outputs expanded back to every row. Copies
     # are at distance 0 and share every radius, so each decision is the one a pass over all rows makes.
     mr, mf = _distinct(fr, eng), _distinct(ff, eng)
-    real_r2, evaluated = _radii2_multiset(mr, k, center, workspace_bytes, eng, progress)
+    if real_radii2 is None:
+        real_r2, evaluated = _radii2_multiset(mr, k, center, workspace_bytes, eng, progress)
+    else:  # copies share their radius: the first occurrence's stands for its distinct row
+        real_r2, evaluated = np.ascontiguousarray(real_radii2, dtype=np.float64)[mr.first], 0
     fake_r2 = None
     if fake_radii:
         fake_r2, ev = _radii2_multiset(mf, k, center, workspace_bytes, eng, progress)
@@ -345,10 +350,13 @@ def prdc(real: Any, fake: Any, k: int = 5, *, strict: bool = False, workspace_by
     Precision, recall and coverage lie in [0, 1]; higher is better for all four. ``strict=True``
     uses the ``prdc`` package's strict ``<`` for every inclusion (including coverage) instead of ``<=``.
     """
-    out, real_r2, ff, info = _real_fake_pass(real, fake, k, fake_radii=True, col_min=True, strict=strict,
-                                             workspace_bytes=workspace_bytes, progress=progress)
+    return _prdc_result(*_real_fake_pass(real, fake, k, fake_radii=True, col_min=True, strict=strict,
+                                         workspace_bytes=workspace_bytes, progress=progress))
+
+
+def _prdc_result(out: dict, real_r2: np.ndarray, ff: Features, info: dict) -> MetricResult:
     count = out["row_count"]
-    covered = out["col_min"] < real_r2 if strict else out["col_min"] <= real_r2
+    covered = out["col_min"] < real_r2 if info["strict"] else out["col_min"] <= real_r2
     values = {
         "precision": float(np.mean(count > 0)),
         "recall": float(np.mean(out["col_any"])),

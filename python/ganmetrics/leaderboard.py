@@ -1,0 +1,330 @@
+"""Many generators against one reference: a leaderboard with confidence intervals, and paired comparisons.
+
+:func:`evaluate_many` evaluates every generator against a :class:`~ganmetrics.reference.Reference` (the real
+side computed once) and attaches to FID and the k-NN metrics the half-sampling interval of
+:mod:`ganmetrics.metrics.bootstrap` with the real set held fixed, as a benchmark table holds its reference
+fixed: each round subsamples the generated set only, so every round reuses the factored real covariance and
+the real k-NN radii. The interval therefore covers the variation from the generated samples.
+
+:func:`compare` asks whether generator A beats generator B: it resamples the real set jointly for both (the
+same real half-sample in a round is compared with a half-sample of A and one of B), so the real set's own
+variation cancels in the difference -- a paired comparison, tighter than two separate intervals. It returns
+the difference with its interval and the probability that A is better. The leaderboard runs it between
+neighbours in the ranking and marks which are distinguishable at the stated level.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ganmetrics._arrays import Features
+from ganmetrics._progress import steps
+from ganmetrics.metrics.bootstrap import RANGES, Interval, _interval
+from ganmetrics.metrics.frechet import _Reference, _Side
+from ganmetrics.metrics.knn import _prdc_result, _real_fake_pass
+from ganmetrics.reference import KNN_METRICS, Reference, exact_radii2
+from ganmetrics.stats import FeatureStats
+
+INTERVAL_METRICS = ("fid", *KNN_METRICS)
+LOWER_IS_BETTER = {"fid", "kid", "kid_std"}
+
+
+def _better_key(metric: str):
+    """Sort key: smaller is better."""
+    if metric in LOWER_IS_BETTER:
+        return lambda v: v
+    if metric == "nn1_accuracy":
+        return lambda v: abs(v - 0.5)
+    return lambda v: -v
+
+
+def _idx(rng: np.random.Generator, n: int, m: int) -> np.ndarray:
+    return np.sort(rng.choice(n, m, replace=False))
+
+
+def _sub(f: Features, idx: np.ndarray, name: str) -> Features:
+    return Features(np.ascontiguousarray(f.array[idx]), f.code, name)
+
+
+# ------------------------------------------------------------------------------------------------ compare
+@dataclass(frozen=True)
+class Comparison:
+    """A minus B on ``metric`` (``difference``), its interval [``low``, ``high``] at ``confidence``, and the
+    probability that A is better (lower FID/KID, higher precision/recall/density/coverage)."""
+
+    metric: str
+    difference: float
+    low: float
+    high: float
+    confidence: float
+    prob_a_better: float
+    paired: bool
+    n_boot: int
+
+    @property
+    def distinguishable(self) -> bool:
+        """Whether the interval of the difference excludes 0."""
+        return self.low > 0 or self.high < 0
+
+
+def _round_values(metric: str, k: int, real: Features, fakes: Sequence[Features],
+                  real_stats: FeatureStats | None = None, fd: _Reference | None = None,
+                  radii2: np.ndarray | None = None) -> list[float]:
+    """``metric`` of each fake set against one real set, sharing the real side's work between them."""
+    if metric == "fid":
+        fd = fd or _Reference(_Side.of(real_stats or FeatureStats.from_features(real), "real covariance"))
+        return fd.distances([_Side.of(FeatureStats.from_features(f), "fake covariance") for f in fakes])
+    r2 = exact_radii2(real, k) if radii2 is None else radii2
+    return [_prdc_result(*_real_fake_pass(real, f, k, fake_radii=True, col_min=True, strict=False,
+                                          workspace_bytes=None, progress=False, real_radii2=r2))[metric]
+            for f in fakes]
+
+
+def compare(ref: Reference, fake_a: Any, fake_b: Any, metric: str = "fid", *, n_boot: int = 50,
+            fraction: float = 0.5, confidence: float = 0.95, seed: int = 0, k: int | None = None, paired: bool = True,
+            force: bool = False, progress: bool | None = None, **image_kw: Any) -> Comparison:
+    """A against B on ``metric`` (fid, precision, recall, density, coverage) with a bootstrap that resamples the
+    real set jointly for both (``paired=False``: independently for each, for comparison). Needs the real
+    features in the reference. Half-sampling as in :func:`ganmetrics.bootstrap`: the interval is that of the
+    difference of the expected metrics at these sample sizes."""
+    if metric not in INTERVAL_METRICS:
+        raise ValueError(f"metric must be one of {', '.join(INTERVAL_METRICS)}, got {metric!r}")
+    if ref.features is None:
+        raise ValueError("compare resamples the real set: build the reference with keep_features=True (or a "
+                         "metric that needs the features)")
+    if not 0.0 < fraction < 1.0 or not 0.0 < confidence < 1.0:
+        raise ValueError(f"fraction and confidence must be in (0, 1), got {fraction} and {confidence}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
+        raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
+    k = ref.k if k is None else int(k)
+    fa = ref._fake(fake_a, force, dict(image_kw), progress)
+    fb = ref._fake(fake_b, force, dict(image_kw), progress)
+    real = ref.features
+    full = _round_values(metric, k, real, [fa, fb], ref.stats, ref.fd_reference() if metric == "fid" else None,
+                         ref.radii2.get(k))
+    rng = np.random.default_rng(seed)
+    m_r, m_a, m_b = (max(k + 2, int(round(fraction * n))) for n in (real.n, fa.n, fb.n))
+    diffs = []
+    for _ in steps(range(n_boot), n_boot, f"paired bootstrap ({metric})", unit="rounds", progress=progress):
+        ra = _sub(real, _idx(rng, real.n, m_r), "real")
+        sa, sb = _sub(fa, _idx(rng, fa.n, m_a), "fake A"), _sub(fb, _idx(rng, fb.n, m_b), "fake B")
+        if paired:
+            va, vb = _round_values(metric, k, ra, [sa, sb])
+        else:
+            rb = _sub(real, _idx(rng, real.n, m_r), "real")
+            va, vb = _round_values(metric, k, ra, [sa])[0], _round_values(metric, k, rb, [sb])[0]
+        diffs.append(va - vb)
+    diffs = np.asarray(diffs)
+    iv = _interval(full[0] - full[1], diffs, fraction, confidence)
+    scale = np.sqrt(fraction / (1.0 - fraction))
+    spread = (full[0] - full[1]) + scale * (diffs - diffs.mean())
+    a_better = spread < 0 if metric in LOWER_IS_BETTER else spread > 0
+    prob = float(np.mean(a_better) + 0.5 * np.mean(spread == 0))
+    return Comparison(metric, iv.value, iv.low, iv.high, confidence, prob, paired, n_boot)
+
+
+# ---------------------------------------------------------------------------------------------- leaderboard
+@dataclass
+class Entry:
+    name: str
+    values: dict[str, float]
+    intervals: dict[str, Interval] = field(default_factory=dict)
+
+
+@dataclass
+class Leaderboard:
+    """One row per generator (``entries``, best first by ``sort``), each metric with its interval, and for each
+    neighbouring pair in the ranking the paired comparison on ``sort`` (``neighbours``)."""
+
+    entries: list[Entry]
+    sort: str
+    confidence: float
+    metrics: list[str]
+    neighbours: list[tuple[str, str, Comparison]]
+    info: dict
+
+    def _cell(self, e: Entry, m: str) -> str:
+        if m not in e.values:
+            return ""
+        iv = e.intervals.get(m)
+        return f"{e.values[m]:.4g}" + (f" [{iv.low:.4g}, {iv.high:.4g}]" if iv else "")
+
+    def _mark(self, i: int) -> str:
+        """'>' when entry i is distinguishably better than entry i + 1, '~' when not."""
+        if i >= len(self.neighbours):
+            return ""
+        return ">" if self.neighbours[i][2].distinguishable else "~"
+
+    def to_markdown(self) -> str:
+        head = ["rank", "generator", *self.metrics, f"vs next ({self.sort})"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for i, e in enumerate(self.entries):
+            lines.append("| " + " | ".join([str(i + 1), e.name, *(self._cell(e, m) for m in self.metrics),
+                                           self._mark(i)]) + " |")
+        level = int(round(self.confidence * 100))
+        lines += ["", f"Intervals: {level} % half-sampling bootstrap of the generated set (real set fixed). "
+                      f"'>': better than the next generator at {level} % (paired bootstrap over the real set, "
+                      "interval of the difference excludes 0); '~': not distinguishable."]
+        return "\n".join(lines)
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        cols = []
+        for m in self.metrics:
+            cols += [m, f"{m}_low", f"{m}_high"]
+        w.writerow(["rank", "generator", *cols, "better_than_next", "prob_better_than_next"])
+        for i, e in enumerate(self.entries):
+            row = [i + 1, e.name]
+            for m in self.metrics:
+                iv = e.intervals.get(m)
+                row += [e.values.get(m, ""), iv.low if iv else "", iv.high if iv else ""]
+            nb = self.neighbours[i][2] if i < len(self.neighbours) else None
+            row += [("yes" if nb.distinguishable else "no") if nb else "", nb.prob_a_better if nb else ""]
+            w.writerow(row)
+        return buf.getvalue()
+
+    def to_dict(self) -> dict:
+        return {
+            "sort": self.sort, "confidence": self.confidence, "metrics": self.metrics, "info": self.info,
+            "entries": [{"rank": i + 1, "name": e.name, "values": e.values,
+                         "intervals": {m: asdict(iv) for m, iv in e.intervals.items()}}
+                        for i, e in enumerate(self.entries)],
+            "neighbours": [{"a": a, "b": b, **asdict(c), "distinguishable": c.distinguishable}
+                           for a, b, c in self.neighbours],
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), indent=kwargs.pop("indent", 2), **kwargs)
+
+    def plot(self, path: str, order: Sequence[str] | None = None) -> str:
+        """Each metric with its interval across the generators (in ``order``, default: as given to
+        evaluate_many, e.g. checkpoints in training order), one panel per metric, saved as PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        by_name = {e.name: e for e in self.entries}
+        names = list(order or self.info["order"])
+        fig, axes = plt.subplots(len(self.metrics), 1, figsize=(max(4.0, 0.7 * len(names) + 2), 2.3 * len(self.metrics)),
+                                 squeeze=False, sharex=True)
+        x = np.arange(len(names))
+        for ax, m in zip(axes[:, 0], self.metrics):
+            vals = np.array([by_name[n].values.get(m, np.nan) for n in names], dtype=float)
+            lo = np.array([by_name[n].intervals[m].low if m in by_name[n].intervals else v for n, v in zip(names, vals)])
+            hi = np.array([by_name[n].intervals[m].high if m in by_name[n].intervals else v for n, v in zip(names, vals)])
+            ax.errorbar(x, vals, yerr=[vals - lo, hi - vals], fmt="o-", capsize=3)
+            ax.set_ylabel(m + (" (lower better)" if m in LOWER_IS_BETTER else ""))
+            ax.grid(alpha=0.3)
+        axes[-1, 0].set_xticks(x)
+        axes[-1, 0].set_xticklabels(names, rotation=30, ha="right")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
+    def to_html(self, folder: str) -> str:
+        """``folder/index.html`` (the table and the plot) and ``folder/metrics.png``. Returns the page's path."""
+        from ganmetrics._io import atomic_write
+
+        os.makedirs(folder, exist_ok=True)
+        self.plot(os.path.join(folder, "metrics.png"))
+        rows = []
+        for i, e in enumerate(self.entries):
+            cells = "".join(f"<td>{html.escape(self._cell(e, m))}</td>" for m in self.metrics)
+            rows.append(f"<tr><td>{i + 1}</td><td>{html.escape(e.name)}</td>{cells}<td>{self._mark(i)}</td></tr>")
+        head = "".join(f"<th>{html.escape(m)}</th>" for m in self.metrics)
+        level = int(round(self.confidence * 100))
+        page = (
+            "<!doctype html><html><head><meta charset='utf-8'><title>ganmetrics leaderboard</title>"
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style></head><body>"
+            f"<h1>Leaderboard ({len(self.entries)} generators, sorted by {html.escape(self.sort)})</h1>"
+            f"<table><tr><th>rank</th><th>generator</th>{head}<th>vs next</th></tr>{''.join(rows)}</table>"
+            f"<p>Intervals: {level} % half-sampling bootstrap of each generated set against the fixed reference "
+            f"({self.info['n_real']} real samples). '&gt;': better than the next generator at {level} % by a paired "
+            "bootstrap that resamples the real set jointly for both; '~': not distinguishable.</p>"
+            "<img src='metrics.png' alt='each metric with its interval across generators'>"
+            f"<p>ganmetrics {html.escape(str(self.info.get('ganmetrics_version', '')))}</p></body></html>")
+        path = os.path.join(folder, "index.html")
+        with atomic_write(path, "w") as fh:
+            fh.write(page)
+        return path
+
+
+def evaluate_many(ref: Reference, fakes: Mapping[str, Any] | Sequence[Any], metrics: Sequence[str] | None = None, *,
+                  sort: str | None = None, n_boot: int = 50, fraction: float = 0.5, confidence: float = 0.95,
+                  seed: int = 0, k: int | None = None, compare_neighbours: bool = True, force: bool = False,
+                  progress: bool | None = None, **image_kw: Any) -> Leaderboard:
+    """Every generator in ``fakes`` (a dict name -> features/images, or a list: named "0", "1", ...) against
+    ``ref``; ``n_boot=0`` skips the intervals and comparisons. ``sort``: the ranking metric (default the
+    first of ``metrics``)."""
+    from ganmetrics import __version__
+
+    named = dict(fakes) if isinstance(fakes, Mapping) else {str(i): f for i, f in enumerate(fakes)}
+    if not named:
+        raise ValueError("fakes is empty")
+    metrics = list(ref.metrics if metrics is None else metrics)
+    sort = sort or metrics[0]
+    if sort not in metrics:
+        raise ValueError(f"sort={sort!r} is not one of the metrics {metrics}")
+    k = ref.k if k is None else int(k)
+    boot = n_boot > 0
+    if boot and (isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2):
+        raise ValueError(f"n_boot must be 0 (no intervals) or an integer >= 2, got {n_boot!r}")
+    entries, feats = [], {}
+    for name, fake in steps(named.items(), len(named), "evaluating generators", unit="generators", progress=progress):
+        ff = ref._fake(fake, force, dict(image_kw), progress)
+        feats[name] = ff
+        rep = ref.evaluate(ff, metrics, k=k, seed=seed, progress=progress)
+        entry = Entry(name, dict(rep))
+        if boot:
+            entry.intervals = _fake_intervals(ref, ff, [m for m in metrics if m in INTERVAL_METRICS], rep, k, n_boot,
+                                              fraction, confidence, seed)
+        entries.append(entry)
+    key = _better_key(sort)
+    entries.sort(key=lambda e: key(e.values[sort]))
+    neighbours = []
+    if boot and compare_neighbours and sort in INTERVAL_METRICS and ref.features is not None:
+        for a, b in zip(entries, entries[1:]):
+            neighbours.append((a.name, b.name, compare(ref, feats[a.name], feats[b.name], sort, n_boot=n_boot,
+                                                       fraction=fraction, confidence=confidence, seed=seed, k=k,
+                                                       progress=False)))
+    info = {"n_real": ref.n, "n_boot": n_boot, "fraction": fraction, "k": k, "order": list(named),
+            "feature_extractor": ref.feature_extractor, "ganmetrics_version": __version__}
+    return Leaderboard(entries, sort, confidence, metrics, neighbours, info)
+
+
+def _fake_intervals(ref: Reference, ff: Features, metrics: list[str], rep, k: int, n_boot: int, fraction: float,
+                    confidence: float, seed: int) -> dict[str, Interval]:
+    """Half-sampling intervals with the real set fixed: rounds reuse the real factorization and radii."""
+    if not metrics:
+        return {}
+    rng = np.random.default_rng(seed)
+    m = max(k + 2, int(round(fraction * ff.n)))
+    idx = [_idx(rng, ff.n, m) for _ in range(n_boot)]
+    out = {}
+    if "fid" in metrics:
+        thetas = ref.fd_reference().distances([_Side.of(s, "fake covariance") for s in FeatureStats.of_subsets(ff, idx)])
+        out["fid"] = _interval(rep["fid"], np.asarray(thetas), fraction, confidence, RANGES["fid"])
+    knn = [x for x in metrics if x in KNN_METRICS]
+    if knn:
+        thetas = {x: [] for x in knn}
+        for i in idx:
+            res = _prdc_result(*_real_fake_pass(ref.features, _sub(ff, i, "fake"), k, fake_radii=True, col_min=True,
+                                                strict=False, workspace_bytes=None, progress=False,
+                                                real_radii2=ref.radii2[k]))
+            for x in knn:
+                thetas[x].append(res[x])
+        for x in knn:
+            out[x] = _interval(rep[x], np.asarray(thetas[x]), fraction, confidence, RANGES[x])
+    return out
