@@ -352,6 +352,11 @@ def test_bad_image_inputs(tiny, tmp_path):
         gm.extract(np.zeros((2, 5, 8, 8), np.uint8), extractor=tiny)
     with pytest.raises(ValueError, match="apply to image inputs"):
         gm.fid(np.zeros((3, 4)), np.ones((3, 4)), resize="clean")
+    with pytest.raises(ValueError, match="device must be"):
+        gm.extract(imgs, extractor=tiny, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no CUDA device"):
+            gm.extract(imgs, extractor="digits", device="cuda")
 
 
 # ------------------------------------------------------------------------------------------ cache

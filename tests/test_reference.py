@@ -160,6 +160,16 @@ def test_leaderboard_outputs_and_ranking(sets, tmp_path):
     assert os.path.getsize(tmp_path / "html" / "metrics.png") > 1000 and "metrics.png" in open(page).read()
     with pytest.raises(ValueError, match="sort="):
         gm.evaluate_many(ref, fakes, sort="kid")
+    # a generator given as a statistics file: FID only, no interval, no comparison
+    gm.FeatureStats.from_features(fakes["shifted"]).save(tmp_path / "shifted_stats.npz")
+    fid_ref = Reference.build(real, metrics=["fid"], keep_features=True)
+    mixed = gm.evaluate_many(fid_ref, {"same": fakes["same"], "stats": str(tmp_path / "shifted_stats.npz")}, n_boot=5)
+    by_name = {e.name: e for e in mixed.entries}
+    assert by_name["stats"].values["fid"] == gm.fid(real, str(tmp_path / "shifted_stats.npz"))
+    assert by_name["stats"].intervals == {} and mixed.neighbours[0][2] is None
+    assert "stats" in mixed.to_markdown() and json.loads(mixed.to_json())["neighbours"][0]["distinguishable"] is None
+    with pytest.raises(ValueError, match="serve FID only"):
+        ref.evaluate(str(tmp_path / "shifted_stats.npz"))
 
 
 def _gaussian(n, d, shift, seed):

@@ -51,6 +51,17 @@ def check_npz(path: str, name: str) -> set[str]:
     return keys
 
 
+def sha256_file(path: str) -> str:
+    """Hex SHA-256 of a file's bytes, read in 4 MiB blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def npy_header(path: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
     """(shape, fortran_order, dtype, data offset) of an .npy file, without reading its data."""
     with open(path, "rb") as fh:

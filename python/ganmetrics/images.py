@@ -31,6 +31,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ganmetrics._io import sha256_file
+
 IMAGE_EXTENSIONS = ("bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp")
 
 
@@ -170,14 +172,6 @@ class FolderSource(ImageSource):
         return f"{self.root} ({len(self)} images)"
 
 
-def content_hash(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class ZipSource(ImageSource):
     def __init__(self, path: str, name: str):
         self.path = os.fspath(path)
@@ -209,7 +203,7 @@ class ZipSource(ImageSource):
         return decode(io.BytesIO(data), where, self.channels)
 
     def fingerprint(self) -> str:
-        return "zip\0" + content_hash(self.path)
+        return "zip\0" + sha256_file(self.path)
 
     def describe(self) -> str:
         return f"{self.path} ({len(self)} images)"
@@ -420,14 +414,14 @@ def as_source(x: Any, name: str, *, recursive: bool = False, channels: int = 3) 
         elif path.lower().endswith(".zip"):
             src = ZipSource(path, name)
         elif path.endswith(".npy"):
-            src = ArraySource(np.load(path, mmap_mode="r"), f"{name} ({path})", "npy\0" + content_hash(path))
+            src = ArraySource(np.load(path, mmap_mode="r"), f"{name} ({path})", "npy\0" + sha256_file(path))
         elif path.endswith(".npz"):
             key = _npz_image_key(path)
             if key is None:
                 raise ValueError(f"{name}: {path} holds no 4-D image array")
             with np.load(path) as z:
                 arr = z[key]
-            src = ArraySource(arr, f"{name} ({path}:{key})", "npz\0" + content_hash(path))
+            src = ArraySource(arr, f"{name} ({path}:{key})", "npz\0" + sha256_file(path))
         else:
             raise ValueError(f"{name}: {path} is not an image folder, .zip, image .npz or 4-D .npy")
     else:

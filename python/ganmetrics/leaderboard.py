@@ -148,7 +148,7 @@ class Leaderboard:
     sort: str
     confidence: float
     metrics: list[str]
-    neighbours: list[tuple[str, str, Comparison]]
+    neighbours: list[tuple[str, str, Comparison | None]]  # None: a side given as statistics, not compared
     info: dict
 
     def _cell(self, e: Entry, m: str) -> str:
@@ -159,7 +159,7 @@ class Leaderboard:
 
     def _mark(self, i: int) -> str:
         """'>' when entry i is distinguishably better than entry i + 1, '~' when not."""
-        if i >= len(self.neighbours):
+        if i >= len(self.neighbours) or self.neighbours[i][2] is None:
             return ""
         return ">" if self.neighbours[i][2].distinguishable else "~"
 
@@ -198,8 +198,8 @@ class Leaderboard:
             "entries": [{"rank": i + 1, "name": e.name, "values": e.values,
                          "intervals": {m: asdict(iv) for m, iv in e.intervals.items()}}
                         for i, e in enumerate(self.entries)],
-            "neighbours": [{"a": a, "b": b, **asdict(c), "distinguishable": c.distinguishable}
-                           for a, b, c in self.neighbours],
+            "neighbours": [{"a": a, "b": b, **(asdict(c) if c else {}),
+                            "distinguishable": c.distinguishable if c else None} for a, b, c in self.neighbours],
         }
 
     def to_json(self, **kwargs: Any) -> str:
@@ -283,6 +283,10 @@ def evaluate_many(ref: Reference, fakes: Mapping[str, Any] | Sequence[Any], metr
         raise ValueError(f"n_boot must be 0 (no intervals) or an integer >= 2, got {n_boot!r}")
     entries, feats = [], {}
     for name, fake in steps(named.items(), len(named), "evaluating generators", unit="generators", progress=progress):
+        stats = ref._fake_stats(fake, force)
+        if stats is not None:  # a statistics file: FID without an interval (resampling needs the features)
+            entries.append(Entry(name, dict(ref.evaluate(stats, metrics, k=k, seed=seed, force=force))))
+            continue
         ff = ref._fake(fake, force, dict(image_kw), progress)
         feats[name] = ff
         rep = ref.evaluate(ff, metrics, k=k, seed=seed, progress=progress)
@@ -296,6 +300,9 @@ def evaluate_many(ref: Reference, fakes: Mapping[str, Any] | Sequence[Any], metr
     neighbours = []
     if boot and compare_neighbours and sort in INTERVAL_METRICS and ref.features is not None:
         for a, b in zip(entries, entries[1:]):
+            if a.name not in feats or b.name not in feats:
+                neighbours.append((a.name, b.name, None))
+                continue
             neighbours.append((a.name, b.name, compare(ref, feats[a.name], feats[b.name], sort, n_boot=n_boot,
                                                        fraction=fraction, confidence=confidence, seed=seed, k=k,
                                                        progress=False)))

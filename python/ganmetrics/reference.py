@@ -152,6 +152,23 @@ class Reference:
             raise ValueError(f"fake has {ff.dim} features, the reference has {self.dim}")
         return ff
 
+    def _fake_stats(self, fake: Any, force: bool) -> FeatureStats | None:
+        """The fake set when it is given as statistics (a FeatureStats or a statistics .npz): FID only."""
+        from ganmetrics._arrays import is_path
+        from ganmetrics.metrics.frechet import _looks_like_statistics
+
+        st = None
+        if isinstance(fake, FeatureStats):
+            st = fake
+        elif is_path(fake) and os.fspath(fake).endswith(".npz") and os.path.isfile(fake) \
+                and _looks_like_statistics(fake, "fake"):
+            st = FeatureStats.load(fake, name="fake")
+        if st is not None and not force and st.feature_extractor and self.feature_extractor \
+                and st.feature_extractor != self.feature_extractor:
+            raise ValueError(f"the reference was made with {self.feature_extractor!r} but the fake statistics with "
+                             f"{st.feature_extractor!r} (pass force=True to compare anyway)")
+        return st
+
     def evaluate(self, fake: Any, metrics: Sequence[str] | None = None, *, k: int | None = None, seed: int = 0,
                  kid_subsets: int | None = 100, kid_subset_size: int | None = None, kid_seed: int = 2020,
                  force: bool = False, progress: bool | None = None, **image_kw: Any) -> Report:
@@ -163,6 +180,9 @@ class Reference:
             raise TypeError(f"Reference.evaluate got unexpected keyword argument(s) {unknown}")
         metrics = check_metrics(self.metrics if metrics is None else metrics)
         k = self.k if k is None else int(k)
+        stats = self._fake_stats(fake, force)
+        if stats is not None:
+            return self._evaluate_stats(stats, metrics, k, seed)
         self._require(metrics, k)
         ff = self._fake(fake, force, image_kw, progress)
         rep = _evaluate(self.features, ff, metrics, k=k, seed=seed, kid_subsets=kid_subsets,
@@ -170,6 +190,22 @@ class Reference:
                         fd_reference=self.fd_reference() if "fid" in metrics else None,
                         real_radii2=self.radii2.get(k))
         return rep
+
+    def _evaluate_stats(self, stats: FeatureStats, metrics: list[str], k: int, seed: int) -> Report:
+        from ganmetrics.metrics.frechet import warn_small
+
+        if metrics != ["fid"]:
+            raise ValueError(f"fake is statistics (mean and covariance): they serve FID only, not "
+                             f"{', '.join(m for m in metrics if m != 'fid')}; give the fake features for those")
+        if stats.dim != self.dim:
+            raise ValueError(f"fake has {stats.dim} features, the reference has {self.dim}")
+        t0 = time.perf_counter()
+        warn_small(self.stats, "real")
+        warn_small(stats, "fake")
+        value = self.fd_reference().distance(_Side.of(stats, "fake covariance"))
+        info = {"n_real": self.n, "n_fake": stats.n, "dim": self.dim, "k": k, "seed": seed,
+                "seconds": {"fid": round(time.perf_counter() - t0, 4)}}
+        return Report({"fid": value}, info)
 
     # ---------------------------------------------------------------------------------------- saving
     def save(self, path: str | os.PathLike) -> str:

@@ -53,7 +53,8 @@ def calculate_fid_given_activations(act1: Any, act2: Any) -> np.float64:
 
 def calculate_fid_given_paths(paths: Any, batch_size: int, device: Any, dims: int, num_workers: int = 1) -> np.float64:
     """pytorch-fid's ``calculate_fid_given_paths``: FID between two image folders (the top level's bmp, jpg,
-    jpeg, pgm, png, ppm, tif, tiff, webp files, as pytorch-fid lists them) or statistics .npz files, through
+    jpeg, pgm, png, ppm, tif, tiff, webp files, as pytorch-fid lists them; here also with upper-case
+    extensions) or statistics .npz files, through
     the FID Inception with pytorch-fid's preprocessing (``resize="legacy_pytorch"``). The weights are looked
     up where pytorch-fid keeps them (torch hub's checkpoint folder); features are cached like any ganmetrics
     extraction. ``dims`` must be 2048 (pool3, the FID layer)."""

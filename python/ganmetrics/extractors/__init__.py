@@ -149,11 +149,24 @@ def _from_file(spec: str, device: str) -> ModuleExtractor:
     return ModuleExtractor(obj, f"{os.path.basename(path)}:{attr}", channels=channels, size=size, device=device)
 
 
+def _check_device(device: Any) -> str:
+    """A device torch can run the network on, or a ValueError saying why not."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r} ({exc})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but torch {torch.__version__} sees no CUDA device; use device='cpu'")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return str(dev)
+
+
 def get_extractor(extractor: Any = None, *, resize: str | None = None, weights: Any = None, device: str | None = None,
                   extractor_name: str | None = None):
     """An extractor from a name (``"inception-v3"``, ``"digits"``), ``FILE.py:NAME``, an extractor object, or a
     module/callable (with ``extractor_name``). ``resize`` and ``weights`` apply to the Inception only."""
-    device = device or "cpu"
+    device = _check_device(device or "cpu")
     if extractor is None:
         extractor = "inception-v3"
     if hasattr(extractor, "prepare") and hasattr(extractor, "identity"):  # an extractor already

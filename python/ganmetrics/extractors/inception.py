@@ -16,7 +16,6 @@ rounding (about 1e-6 relative).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from ganmetrics._io import sha256_file as sha256_of
 
 NAME = "inception-v3-tf-2015-12-05"
 POOL3_DIM = 2048
@@ -299,14 +300,6 @@ WEIGHTS_FILES = (
                 "weights-inception-2015-12-05-6726825d.pth", "torch-fidelity"),
 )
 WEIGHTS_ENV = "GANMETRICS_WEIGHTS_DIR"
-
-
-def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify(path: str, wf: WeightsFile) -> str:
