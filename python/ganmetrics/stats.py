@@ -233,6 +233,14 @@ class FeatureStats:
         self.feature_extractor = self.feature_extractor or other.feature_extractor
         return self
 
+    def all_reduce(self, group: Any = "default") -> "FeatureStats":
+        """Merge the statistics of every rank of a torch.distributed process group into this one, in place and
+        exactly (see :mod:`ganmetrics.distributed`): afterwards every rank holds the statistics of all the
+        shards. ``group``: ``"default"`` or a ProcessGroup. Returns self."""
+        from ganmetrics.distributed import all_reduce_stats
+
+        return all_reduce_stats(self, group)
+
     def copy(self) -> "FeatureStats":
         out = FeatureStats(self.dim, self.feature_extractor)
         with self._lock:

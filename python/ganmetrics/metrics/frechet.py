@@ -250,7 +250,7 @@ def _check_extractors(a: FeatureStats, b: FeatureStats, name_a: str, name_b: str
 
 @accepts_images("real", "fake", want="stats")
 def fid(real: Any, fake: Any, *, force: bool = False, device: str | None = None,
-        progress: bool | None = None) -> float:
+        progress: bool | None = None, group: Any = None) -> float:
     """Fréchet Inception Distance (or FD for any encoder) between two feature sets.
 
     ``real`` and ``fake`` are each features (array, tensor, .npy/.npz path), a
@@ -259,11 +259,21 @@ def fid(real: Any, fake: Any, *, force: bool = False, device: str | None = None,
     side has n <= d samples, where FID is strongly biased. Features on a CUDA device (torch tensors,
     ``__cuda_array_interface__``) are reduced on the GPU, and the distance is computed there too;
     ``device`` ("cpu" / "cuda") overrides where the distance runs. ``progress``: a bar for statistics of
-    large inputs on a terminal (None), never (False) or always (True).
+    large inputs on a terminal (None), never (False) or always (True). ``group`` (``"default"`` or a
+    torch.distributed ProcessGroup): each rank passes its shard of ``real`` and ``fake`` (features or
+    FeatureStats; shards may be uneven or empty) and every rank gets the FID of all the shards together
+    (:mod:`ganmetrics.distributed`).
     """
-    device = _resolve_device(device, real, fake)
-    a = _as_stats_named(real, "real", progress)
-    b = _as_stats_named(fake, "fake", progress)
+    if group is not None:
+        from ganmetrics.distributed import resolve_group, sharded_stats
+
+        g = resolve_group(group)
+        a, b = sharded_stats(real, "real", g, progress), sharded_stats(fake, "fake", g, progress)
+        device = "cpu" if device is None else device
+    else:
+        device = _resolve_device(device, real, fake)
+        a = _as_stats_named(real, "real", progress)
+        b = _as_stats_named(fake, "fake", progress)
     _check_extractors(a, b, "real", "fake", force)
     warn_small(a, "real")
     warn_small(b, "fake")
