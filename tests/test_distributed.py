@@ -25,6 +25,22 @@ def _data():
     return real, fake
 
 
+def _knn_data():
+    """Integer-grid features: many exact ties at the radii, duplicated rows on different ranks."""
+    rng = np.random.default_rng(11)
+    real = rng.integers(0, 4, (90, 5)).astype(np.float32)
+    real[60:70] = real[0]
+    fake = rng.integers(0, 4, (70, 5)).astype(np.float64)
+    fake[50:55] = real[0]
+    return real, fake
+
+
+def _continuous_data():
+    from ganmetrics.datasets import inception_like_features
+
+    return inception_like_features(300, 64, seed=0), inception_like_features(260, 64, seed=1, shift=0.05)
+
+
 def _bounds(n, parts, empty_rank):
     """Uneven cuts, one rank empty."""
     weights = np.array([0.0 if r == empty_rank else r + 1.0 for r in range(parts)])
@@ -43,6 +59,25 @@ def _worker(rank, size, folder, mode):
         if mode == "bad" and rank == 1:
             my_fake = my_fake.copy()
             my_fake[0, 0] = np.nan
+        if mode == "knn":
+            kr, kf = _knn_data()
+            krc, kfc = _bounds(len(kr), size, empty_rank=0), _bounds(len(kf), size, empty_rank=size - 1)
+            out = {}
+            for k in (1, 3, 5):
+                res = gm.prdc(kr[krc[rank]:krc[rank + 1]], kf[kfc[rank]:kfc[rank + 1]], k=k, group="default")
+                out[k] = dict(res)
+            mine_r, mine_f = kr[krc[rank]:krc[rank + 1]], kf[kfc[rank]:kfc[rank + 1]]
+            out["pr"] = dict(gm.precision_recall(mine_r, mine_f, k=3, group="default"))
+            out["dc"] = dict(gm.density_coverage(mine_r, mine_f, k=5, group="default"))
+            out["radii"] = gm.knn_radii(mine_r, k=3, group="default")
+            out["rows"] = (int(krc[rank]), int(krc[rank + 1]))
+            cr, cf = _continuous_data()
+            crc, cfc = _bounds(len(cr), size, empty_rank=size - 1), _bounds(len(cf), size, empty_rank=0)
+            out["continuous"] = dict(gm.prdc(cr[crc[rank]:crc[rank + 1]], cf[cfc[rank]:cfc[rank + 1]], k=5,
+                                             group="default"))
+            with open(os.path.join(folder, f"rank{rank}.pkl"), "wb") as fh:
+                pickle.dump(out, fh)
+            return
         try:
             st = gm.FeatureStats(6)
             if len(my_real):
@@ -71,6 +106,24 @@ def test_sharded_statistics_and_fid_equal_one_process(size, tmp_path):
         np.testing.assert_allclose(got["mean"], whole.mean, rtol=1e-15)
         np.testing.assert_allclose(got["cov"], whole.cov, rtol=1e-12, atol=1e-12 * np.abs(whole.cov).max())
         assert got["fid"] == pytest.approx(expect, rel=1e-12)
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("size", [2, 3, 4])
+def test_prdc_on_a_ring_equals_one_process(size, tmp_path):
+    """Decisions identical: the four values equal one process's to the last bit, ties and duplicates included."""
+    mp.spawn(_worker, args=(size, str(tmp_path), "knn"), nprocs=size, join=True)
+    real, fake = _knn_data()
+    for rank in range(size):
+        with open(tmp_path / f"rank{rank}.pkl", "rb") as fh:
+            got = pickle.load(fh)
+        for k in (1, 3, 5):
+            assert got[k] == dict(gm.prdc(real, fake, k=k)), (rank, k)
+        assert got["continuous"] == dict(gm.prdc(*_continuous_data(), k=5)), rank
+        assert got["pr"] == dict(gm.precision_recall(real, fake, k=3))
+        assert got["dc"] == dict(gm.density_coverage(real, fake, k=5))
+        a, b = got["rows"]
+        np.testing.assert_array_equal(got["radii"], gm.knn_radii(real, k=3)[a:b])
 
 
 @pytest.mark.timeout(240)

@@ -120,3 +120,190 @@ def sharded_stats(x: Any, name: str, group, progress: bool | None = None):
         return st.update(f, progress=progress) if f.n else st
 
     return all_reduce_stats(guarded(group, local, f"statistics of {name}"), group)
+
+
+# ------------------------------------------------------------------------------------------ k-NN on a ring
+def _global_rank(group, r: int) -> int:
+    import torch.distributed as dist
+
+    return dist.get_global_rank(group, r) if group is not dist.group.WORLD else r
+
+
+traffic = [0]  # bytes this process sent in the last ring pass (diagnostics: info["bytes_sent"])
+
+
+def _ring(parts: list[np.ndarray], counts: list[int], group):
+    """Yield (source rank, parts of that rank's block) for every rank's block, this rank's first. The blocks
+    travel around the ring (rank r sends to r + 1, receives from r - 1); the next block is in flight while the
+    caller works on the current one (double buffering). ``counts``: every rank's row count (empty blocks are
+    not sent)."""
+    import torch
+    import torch.distributed as dist
+
+    size, me = dist.get_world_size(group), dist.get_rank(group)
+    cur = [torch.from_numpy(np.ascontiguousarray(p)) for p in parts]
+    traffic[0] = 0
+    for step in range(size):
+        src = (me - step) % size
+        reqs, nxt = [], None
+        if step < size - 1:
+            incoming = (me - step - 1) % size
+            if counts[src]:
+                reqs += [dist.isend(t, _global_rank(group, (me + 1) % size), group=group) for t in cur]
+                traffic[0] += sum(t.numel() * t.element_size() for t in cur)
+            if counts[incoming]:
+                nxt = [torch.empty((counts[incoming],) + tuple(t.shape[1:]), dtype=t.dtype) for t in cur]
+                reqs += [dist.irecv(t, _global_rank(group, (me - 1) % size), group=group) for t in nxt]
+            else:
+                nxt = [torch.empty((0,) + tuple(t.shape[1:]), dtype=t.dtype) for t in cur]
+        yield src, [t.numpy() for t in cur]
+        for r in reqs:
+            r.wait()
+        cur = nxt
+
+
+def _wide(f):
+    """float16/bfloat16 rows widened to float32 (exact) so that they travel as one dtype."""
+    from ganmetrics._arrays import F32, F64, Features
+
+    if f.code in (F32, F64):
+        return f
+    return Features(np.ascontiguousarray(f.rows(0, f.n), dtype=np.float32), F32, f.name)
+
+
+def _merge_topk(vals, gidx, new_vals, new_gidx, k):
+    v = np.concatenate([vals, new_vals], axis=1)
+    g = np.concatenate([gidx, new_gidx], axis=1)
+    order = np.lexsort((g, v), axis=1)[:, :k]  # by distance, then global index
+    return np.take_along_axis(v, order, 1), np.take_along_axis(g, order, 1)
+
+
+def ring_radii2(local, k: int, center: np.ndarray, counts: list[int], group) -> np.ndarray:
+    """Exact squared k-NN radii of this rank's rows within the union of every rank's rows (itself excluded)."""
+    import torch.distributed as dist
+
+    from ganmetrics._arrays import Features
+    from ganmetrics.metrics.knn import _HostEngine
+
+    eng = _HostEngine()
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    n = local.n
+    vals = np.full((n, 0), np.inf)
+    gidx = np.zeros((n, 0), dtype=np.int64)
+    me = dist.get_rank(group)
+    for src, (block,) in _ring([local.array], counts, group):
+        if n == 0 or len(block) == 0:
+            continue
+        if src == me:
+            kk = min(k, n - 1)
+            if kk < 1:
+                continue
+            v, i, _ = eng.knn(local, None, kk, center)
+        else:
+            other = Features(block, local.code, "block")
+            v, i, _ = eng.knn(local, other, min(k, len(block)), center)
+        vals, gidx = _merge_topk(vals, gidx, np.asarray(v, dtype=np.float64), np.asarray(i, np.int64) + offsets[src], k)
+    if n and vals.shape[1] < k:
+        raise ValueError(f"k = {k} needs more than {vals.shape[1]} other samples")
+    return vals[:, k - 1] if n else np.zeros(0)
+
+
+def prdc(real: Any, fake: Any, k: int, group, strict: bool = False, fake_radii: bool = True) -> tuple[dict, dict]:
+    """Precision, recall, density and coverage of every rank's shards together, equal to one process on the
+    concatenated data: exact radii from a ring pass over each set, one ring cross pass (real blocks travel with
+    their radii), counts and flags combined with all-reduce."""
+    import torch
+    import torch.distributed as dist
+
+    from ganmetrics._arrays import F64, Features, as_features
+    from ganmetrics.metrics.knn import _HostEngine, _check_k
+
+    def local():
+        fr = _wide(as_features(real, "real", min_rows=0))
+        ff = _wide(as_features(fake, "fake", min_rows=0))
+        return fr, ff
+
+    fr, ff = guarded(group, local, "prdc")
+    size = dist.get_world_size(group)
+    meta: list = [None] * size
+    dist.all_gather_object(meta, (fr.n, ff.n, fr.dim, ff.dim, fr.code, ff.code,
+                                  np.asarray(fr.array, dtype=np.float64).sum(0) if fr.n else None,
+                                  np.asarray(ff.array, dtype=np.float64).sum(0) if ff.n else None), group=group)
+    dims = {m[2] for m in meta if m[0]} | {m[3] for m in meta if m[1]}
+    if len(dims) != 1:
+        raise ValueError(f"prdc: real and fake shards must have one feature dimension, got {sorted(dims)}")
+    codes = {m[4] for m in meta if m[0]} | {m[5] for m in meta if m[1]}
+    rc, fc = [m[0] for m in meta], [m[1] for m in meta]
+    n_real, n_fake = sum(rc), sum(fc)
+    k = _check_k(k, "k", n_real, "real")
+    if fake_radii:
+        _check_k(k, "k", n_fake, "fake")
+    d = dims.pop()
+    if len(codes) > 1:  # one dtype travels: float64 (widening float32 is exact)
+        fr = Features(np.asarray(fr.array, dtype=np.float64).reshape(fr.n, d), F64, "real")
+        ff = Features(np.asarray(ff.array, dtype=np.float64).reshape(ff.n, d), F64, "fake")
+    fr = fr if fr.n else Features(np.zeros((0, d), dtype=fr.array.dtype), fr.code, "real")
+    ff = ff if ff.n else Features(np.zeros((0, d), dtype=ff.array.dtype), ff.code, "fake")
+    center = sum(m[6] for m in meta if m[0] and m[6] is not None) + sum(m[7] for m in meta if m[1] and m[7] is not None)
+    center = center / (n_real + n_fake)
+    real_r2 = ring_radii2(fr, k, center, rc, group)
+    sent = traffic[0]
+    fake_r2 = ring_radii2(ff, k, center, fc, group) if fake_radii else None
+    sent += traffic[0] if fake_radii else 0
+    eng = _HostEngine()
+    offsets = np.concatenate([[0], np.cumsum(rc)])
+    row_count = np.zeros(ff.n, dtype=np.int64)
+    col_any = np.zeros(n_real, dtype=np.int64)
+    col_min = np.full(n_real, np.inf)
+    rechecked = 0
+    for src, (block, r2) in _ring([fr.array, real_r2], rc, group):
+        if ff.n == 0 or len(block) == 0:
+            continue
+        out = eng.cross(ff, Features(block, fr.code, "real"), center, col_radius2=np.ascontiguousarray(r2),
+                        row_radius2=fake_r2, col_min=True, strict=bool(strict))
+        row_count += out["row_count"]
+        a, b = offsets[src], offsets[src + 1]
+        if fake_radii:
+            col_any[a:b] = np.maximum(col_any[a:b], np.asarray(out["col_any"], dtype=np.int64))
+        col_min[a:b] = np.minimum(col_min[a:b], out["col_min"])
+        rechecked += int(out["rechecked"])
+    sent += traffic[0]
+    sums = torch.tensor([int((row_count > 0).sum()), int(row_count.sum()), rechecked], dtype=torch.int64)
+    any_t, min_t = torch.from_numpy(col_any), torch.from_numpy(col_min)
+    dist.all_reduce(sums, group=group)
+    dist.all_reduce(any_t, op=dist.ReduceOp.MAX, group=group)
+    dist.all_reduce(min_t, op=dist.ReduceOp.MIN, group=group)
+    radii: list = [None] * size
+    dist.all_gather_object(radii, real_r2, group=group)
+    all_r2 = np.concatenate(radii)
+    mins = min_t.numpy()
+    covered = mins < all_r2 if strict else mins <= all_r2
+    values = {
+        "precision": int(sums[0]) / n_fake,
+        "recall": float(np.mean(any_t.numpy() > 0)) if fake_radii else None,
+        "density": float(int(sums[1]) / (k * n_fake)),
+        "coverage": float(np.mean(covered)),
+    }
+    if not fake_radii:
+        del values["recall"]
+    info = {"k": k, "strict": bool(strict), "rechecked_pairs": int(sums[2]), "ranks": size, "bytes_sent": sent}
+    return values, info
+
+
+def knn_radii(x: Any, k: int, group) -> np.ndarray:
+    """Exact k-NN radii of this rank's rows within every rank's rows together (itself excluded)."""
+    import torch.distributed as dist
+
+    from ganmetrics._arrays import as_features
+    from ganmetrics.metrics.knn import _check_k
+
+    f = guarded(group, lambda: _wide(as_features(x, "x", min_rows=0)), "knn_radii")
+    size = dist.get_world_size(group)
+    meta: list = [None] * size
+    dist.all_gather_object(meta, (f.n, f.dim, f.code, np.asarray(f.array, dtype=np.float64).sum(0)), group=group)
+    if len({m[1] for m in meta if m[0]}) > 1 or len({m[2] for m in meta if m[0]}) > 1:
+        raise ValueError("knn_radii: the shards must share one feature dimension and dtype")
+    counts = [m[0] for m in meta]
+    k = _check_k(k, "k", sum(counts), "x")
+    center = sum(m[3] for m in meta if m[0]) / sum(counts)
+    return np.sqrt(ring_radii2(f, k, center, counts, group))

@@ -283,12 +283,18 @@ def _radii2_multiset(ms: _Multiset, k: int, center: np.ndarray, ws: int | None, 
 
 
 # ---------------------------------------------------------------------------------------------- metrics
-def knn_radii(x: Any, k: int = 5, *, workspace_bytes: int | None = None, progress: bool | None = None) -> np.ndarray:
+def knn_radii(x: Any, k: int = 5, *, workspace_bytes: int | None = None, progress: bool | None = None,
+              group: Any = None) -> np.ndarray:
     """Distance from each sample to its k-th nearest neighbour in the same set (itself excluded).
 
     Exact float64 Euclidean distances, shape (n,). ``progress``: a bar on a terminal (None), never
-    (False) or always (True), as for every slow step in ganmetrics.
+    (False) or always (True), as for every slow step in ganmetrics. ``group``: each rank passes its shard and
+    gets the radii of its own rows within all the shards together.
     """
+    if group is not None:
+        from ganmetrics import distributed
+
+        return distributed.knn_radii(x, k, distributed.resolve_group(group))
     eng = _engine(x)
     f = eng.features(x, "x")
     k = _check_k(k, "k", f.n, "x")
@@ -338,7 +344,7 @@ def _real_fake_pass(real: Any, fake: Any, k: Any, *, fake_radii: bool, col_min: 
 
 @accepts_images("real", "fake")
 def prdc(real: Any, fake: Any, k: int = 5, *, strict: bool = False, workspace_bytes: int | None = None,
-         progress: bool | None = None) -> MetricResult:
+         progress: bool | None = None, group: Any = None) -> MetricResult:
     """Precision, recall, density and coverage with k nearest neighbours, from one cross pass.
 
     - precision (Kynkäänniemi et al. 2019): fraction of fake samples inside some real k-NN ball.
@@ -349,7 +355,15 @@ def prdc(real: Any, fake: Any, k: int = 5, *, strict: bool = False, workspace_by
 
     Precision, recall and coverage lie in [0, 1]; higher is better for all four. ``strict=True``
     uses the ``prdc`` package's strict ``<`` for every inclusion (including coverage) instead of ``<=``.
+    ``group`` (``"default"`` or a torch.distributed ProcessGroup): each rank passes its shards of ``real`` and
+    ``fake`` (uneven or empty) and gets the values of all shards together, equal to one process on the
+    concatenated data (blocks travel around a ring of the ranks; :mod:`ganmetrics.distributed`).
     """
+    if group is not None:
+        from ganmetrics import distributed
+
+        values, info = distributed.prdc(real, fake, k, distributed.resolve_group(group), strict)
+        return MetricResult(values, info)
     return _prdc_result(*_real_fake_pass(real, fake, k, fake_radii=True, col_min=True, strict=strict,
                                          workspace_bytes=workspace_bytes, progress=progress))
 
@@ -368,12 +382,17 @@ def _prdc_result(out: dict, real_r2: np.ndarray, ff: Features, info: dict) -> Me
 
 @accepts_images("real", "fake")
 def precision_recall(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | None = None,
-                     progress: bool | None = None) -> MetricResult:
+                     progress: bool | None = None, group: Any = None) -> MetricResult:
     """Improved precision and recall (Kynkäänniemi et al. 2019), k = 3 as in the paper.
 
     Precision: fraction of fake samples inside the real manifold (union of real k-NN balls);
     recall: fraction of real samples inside the fake manifold. Both in [0, 1], higher is better.
     """
+    if group is not None:  # each rank passes its shards (see prdc)
+        from ganmetrics import distributed
+
+        values, info = distributed.prdc(real, fake, k, distributed.resolve_group(group))
+        return MetricResult({key: values[key] for key in ("precision", "recall")}, info)
     out, _, _, info = _real_fake_pass(real, fake, k, fake_radii=True, col_min=False, strict=False,
                                       workspace_bytes=workspace_bytes, progress=progress)
     values = {"precision": float(np.mean(out["row_count"] > 0)), "recall": float(np.mean(out["col_any"]))}
@@ -382,13 +401,18 @@ def precision_recall(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int |
 
 @accepts_images("real", "fake")
 def density_coverage(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int | None = None,
-                     progress: bool | None = None) -> MetricResult:
+                     progress: bool | None = None, group: Any = None) -> MetricResult:
     """Density and coverage (Naeem et al. 2020), k = 5 as in the paper; only real k-NN balls are needed.
 
     Density: mean count of real balls containing each fake sample, divided by k (about 1 when the
     distributions match; higher means fakes crowd dense real regions). Coverage: fraction of real
     samples whose ball contains at least one fake sample, in [0, 1]. Higher is better.
     """
+    if group is not None:  # each rank passes its shards (see prdc)
+        from ganmetrics import distributed
+
+        values, info = distributed.prdc(real, fake, k, distributed.resolve_group(group), fake_radii=False)
+        return MetricResult({key: values[key] for key in ("density", "coverage")}, info)
     out, real_r2, ff, info = _real_fake_pass(real, fake, k, fake_radii=False, col_min=True, strict=False,
                                              workspace_bytes=workspace_bytes, progress=progress)
     values = {
