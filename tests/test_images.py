@@ -281,6 +281,19 @@ def test_every_input_kind_gives_the_same_features(tiny, tmp_path):
     np.testing.assert_array_equal(gm.extract(folder, extractor=tiny, cache=False, workers=2, batch_size=7), ref)
 
 
+def test_every_metric_takes_images(tiny):
+    a, b = images_of((16, 16), 40, 50), images_of((16, 16), 36, 51)
+    fa, fb = (gm.extract(x, extractor=tiny, cache=False, workers=0) for x in (a, b))
+    kw = {"extractor": tiny, "cache": False, "workers": 0}
+    assert gm.cmmd(a, b, **kw) == gm.cmmd(fa, fb)
+    assert gm.vendi(a, **kw) == gm.vendi(fa)
+    prd_kw = {"num_clusters": 5, "num_runs": 2, "enforce_balance": False}
+    assert gm.prd(a, b, **prd_kw, **kw).f8 == gm.prd(fa, fb, **prd_kw).f8
+    assert gm.bootstrap(a, b, ["fid"], n_boot=4, **kw)["fid"] == gm.bootstrap(fa, fb, ["fid"], n_boot=4)["fid"]
+    assert gm.nn1_accuracy(a, b, **kw).accuracy == gm.nn1_accuracy(fa, fb).accuracy
+    assert list(gm.realism_score(a, b, **kw)) == list(gm.realism_score(fa, fb))
+
+
 def test_peer_conversions_of_file_modes(tiny, tmp_path):
     """Grayscale, RGBA, palette and 16-bit files become RGB as PIL's convert('RGB') makes them (the peers' rule)."""
     rng = np.random.default_rng(5)

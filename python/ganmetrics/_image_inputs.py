@@ -19,8 +19,9 @@ IMAGE_KEYWORDS: dict[str, Any] = {
 }
 
 
-def accepts_images(*names: str, want: str = "features") -> Callable:
-    """``want``: ``"features"`` (k-NN, KID), ``"stats"`` (FID) or ``"logits"`` (Inception Score)."""
+def accepts_images(*names: str, want: str = "features", default_extractor: str | None = None) -> Callable:
+    """``want``: ``"features"`` (k-NN, KID), ``"stats"`` (FID) or ``"logits"`` (Inception Score);
+    ``default_extractor``: the extractor when none is named (the Inception otherwise; CMMD: CLIP)."""
 
     def deco(fn: Callable) -> Callable:
         sig = inspect.signature(fn)
@@ -48,6 +49,8 @@ def accepts_images(*names: str, want: str = "features") -> Callable:
             from ganmetrics.images import as_source
 
             opts = {**IMAGE_KEYWORDS, **image_kw}
+            if opts["extractor"] is None and default_extractor is not None:
+                opts["extractor"] = default_extractor
             device = bound.arguments.get("device", opts["device"])
             progress = bound.arguments.get("progress")
             sources = {name: as_source(bound.arguments[name], name, recursive=opts["recursive"]) for name in targets}

@@ -35,6 +35,7 @@ from ganmetrics._progress import steps
 from ganmetrics.metrics.frechet import _Reference, _Side, stats_distance
 from ganmetrics.metrics.knn import _check_same_dim, prdc
 from ganmetrics.stats import FeatureStats
+from ganmetrics._image_inputs import accepts_images
 
 KNN_METRICS = ("precision", "recall", "density", "coverage")
 
@@ -78,6 +79,7 @@ def _interval(full: float, thetas: np.ndarray, fraction: float, confidence: floa
     )
 
 
+@accepts_images("real", "fake")
 def bootstrap(
     real: Any,
     fake: Any,

@@ -329,6 +329,7 @@ class FIDInfinityResult:
         return f"FIDInfinityResult(value={self.value:.6g}, slope={self.slope:.6g}, r2={self.r2:.4f}, points={len(self.sizes)})"
 
 
+@accepts_images("real", "fake")
 def fid_infinity(
     real: Any, fake: Any, *, sizes: Sequence[int] | None = None, num_points: int = 15, min_size: int | None = None,
     seed: int = 0, progress: bool | None = None,

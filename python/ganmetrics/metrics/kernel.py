@@ -198,6 +198,7 @@ def _l2_normalized(f: Features) -> Features:
     return Features(x / norms[:, None], F64, f.name)
 
 
+@accepts_images("real", "fake", default_extractor="clip-vit-l-14-336")
 def cmmd(real: Any, fake: Any, *, sigma: float = 10.0, scale: float = 1000.0, normalize: bool = True,
          precision: str = "float64", workspace_bytes: int | None = None, progress: bool | None = None) -> float:
     """CMMD (Jayasumana et al. 2024, "Rethinking FID: towards a better evaluation metric for image generation").

@@ -18,6 +18,7 @@ from ganmetrics._arrays import Features, as_features
 from ganmetrics._native import _core
 from ganmetrics._progress import steps
 from ganmetrics.metrics.knn import _center, _check_same_dim, _engine_kwargs, _union
+from ganmetrics._image_inputs import accepts_images
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ def _f_beta(precision: np.ndarray, recall: np.ndarray, beta: float, eps: float =
     return (1 + beta**2) * (precision * recall) / ((beta**2 * precision) + recall + eps)
 
 
+@accepts_images("real", "fake")
 def prd(
     real: Any, fake: Any, *, num_clusters: int = 20, num_angles: int = 1001, num_runs: int = 10,
     enforce_balance: bool = True, seed: int = 0, progress: bool | None = None,

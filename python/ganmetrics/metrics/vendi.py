@@ -10,8 +10,10 @@ from ganmetrics._arrays import as_features
 from ganmetrics._native import _core
 from ganmetrics.metrics.kernel import safe_row_norms
 from ganmetrics.stats import FeatureStats
+from ganmetrics._image_inputs import accepts_images
 
 
+@accepts_images("x")
 def vendi(x: Any, q: float = 1.0) -> float:
     """Vendi score with the cosine-similarity kernel: the effective number of distinct samples.
 
