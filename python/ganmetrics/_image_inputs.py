@@ -44,24 +44,22 @@ def accepts_images(*names: str, want: str = "features", default_extractor: str |
                     raise ValueError(f"{', '.join(given)} apply to image inputs, and no input of {fn.__name__} is "
                                      "images (features and statistics are used as given)")
                 return fn(*args, **kwargs)
-            from ganmetrics import extraction
-            from ganmetrics.extractors import get_extractor
+            from ganmetrics.extraction import run_input
             from ganmetrics.images import as_source
 
             opts = {**IMAGE_KEYWORDS, **image_kw}
             if opts["extractor"] is None and default_extractor is not None:
                 opts["extractor"] = default_extractor
-            device = bound.arguments.get("device", opts["device"])
-            progress = bound.arguments.get("progress")
+            # every input checked before any weights load; one extractor for all of them
             sources = {name: as_source(bound.arguments[name], name, recursive=opts["recursive"]) for name in targets}
-            ext = get_extractor(opts["extractor"], resize=opts["resize"], weights=opts["weights"], device=device,
-                                extractor_name=opts["extractor_name"])
+            ext = opts["extractor"]
             for name, src in sources.items():
-                src.channels = ext.channels
-                res = extraction.run(src, ext, batch_size=opts["batch_size"], workers=opts["workers"],
-                                     keep_features=want == "features", want_logits=want == "logits",
-                                     cache=opts["cache"], cache_dir=opts["cache_dir"], skip_bad=opts["skip_bad"],
-                                     progress=progress, name=name)
+                res, ext = run_input(src, name, ext, resize=opts["resize"], weights=opts["weights"],
+                                     device=bound.arguments.get("device", opts["device"]),
+                                     extractor_name=opts["extractor_name"], batch_size=opts["batch_size"],
+                                     workers=opts["workers"], keep_features=want == "features",
+                                     want_logits=want == "logits", cache=opts["cache"], cache_dir=opts["cache_dir"],
+                                     skip_bad=opts["skip_bad"], progress=bound.arguments.get("progress"))
                 bound.arguments[name] = {"features": res.features, "stats": res.stats, "logits": res.logits}[want]
             return fn(*bound.args, **bound.kwargs)
 

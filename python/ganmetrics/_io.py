@@ -19,12 +19,12 @@ def npz_max_bytes() -> int:
     return int(os.environ.get("GANMETRICS_NPZ_MAX_BYTES", NPZ_MAX_BYTES_DEFAULT))
 
 
-def check_npz(path: str, name: str) -> set[str]:
+def check_npz(path: str, name: str) -> dict[str, tuple[int, ...]]:
     """Read only the headers of an .npz's arrays and refuse a damaged file or one that declares more data
-    than the budget, before numpy decompresses anything. Errors name the file and the key. Returns the
-    names of the arrays."""
+    than the budget, before numpy decompresses anything. Errors name the file and the key. Returns each
+    array's name and shape."""
     budget = npz_max_bytes()
-    keys: set[str] = set()
+    keys: dict[str, tuple[int, ...]] = {}
     where = name if path in name else f"{name}: {path}"
     try:
         with zipfile.ZipFile(path) as zf:
@@ -32,7 +32,6 @@ def check_npz(path: str, name: str) -> set[str]:
                 if not info.filename.endswith(".npy"):
                     continue
                 key = info.filename[:-4]
-                keys.add(key)
                 with zf.open(info) as fh:
                     try:
                         version = np.lib.format.read_magic(fh)
@@ -41,6 +40,7 @@ def check_npz(path: str, name: str) -> set[str]:
                         shape, _, dtype = header(fh)
                     except ValueError as exc:
                         raise ValueError(f"{where}: array '{key}' has a damaged header ({exc})") from None
+                keys[key] = tuple(shape)
                 declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
                 if declared > budget:
                     raise ValueError(
@@ -60,6 +60,27 @@ def sha256_file(path: str) -> str:
         for block in iter(lambda: fh.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def map_zip_member(path: str, member: str) -> np.ndarray:
+    """An .npy member of a zip (an .npz, a reference file) memory-mapped read-only when it is stored
+    uncompressed; a compressed member is read into memory."""
+    import io
+    import struct
+
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(member)
+        if info.compress_type != zipfile.ZIP_STORED:
+            return np.lib.format.read_array(io.BytesIO(zf.read(member)), allow_pickle=False)
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        name_len, extra_len = struct.unpack("<HH", fh.read(30)[26:30])
+        fh.seek(info.header_offset + 30 + name_len + extra_len)
+        version = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(fh)
+        offset = fh.tell()
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
 
 
 def npy_header(path: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:

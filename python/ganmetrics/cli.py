@@ -38,16 +38,6 @@ _IMAGE_FLAGS = {"extractor": "--extractor", "resize": "--resize", "weights": "--
                 "batch_size": "--batch-size", "workers": "--workers", "cache_dir": "--cache-dir"}
 
 
-def _extractor(args):
-    """The extractor the image options name, built once per command."""
-    if getattr(args, "_built_extractor", None) is None:
-        from ganmetrics.extractors import get_extractor
-
-        args._built_extractor = get_extractor(args.extractor, resize=args.resize, weights=args.weights,
-                                              device=args.device)
-    return args._built_extractor
-
-
 def _check_image_options(args, used: bool) -> None:
     if used or not hasattr(args, "extractor"):
         return
@@ -59,19 +49,19 @@ def _check_image_options(args, used: bool) -> None:
 
 def _side(args, path: str, label: str, want: str, out: dict):
     """An input as the metric takes it: image inputs become features ("features") or statistics ("stats")."""
-    from ganmetrics.images import as_source, is_image_input
+    from ganmetrics.images import is_image_input
 
     if not is_image_input(path):
         return path
-    from ganmetrics import extraction
+    from ganmetrics.extraction import run_input
 
-    src = as_source(path, label, recursive=args.recursive)  # a folder without images fails before the weights load
-    ext = _extractor(args)
-    src.channels = ext.channels
-    res = extraction.run(src, ext,
+    # the extractor is built by the first image input and reused by the second
+    res, ext = run_input(path, label, getattr(args, "_built_extractor", None) or args.extractor, resize=args.resize,
+                         weights=args.weights, device=args.device, recursive=args.recursive,
                          batch_size=args.batch_size or 64, workers=args.workers, keep_features=want == "features",
                          cache=not args.no_cache, cache_dir=args.cache_dir, skip_bad=args.skip_bad,
-                         progress=_progress(args), name=label)
+                         progress=_progress(args))
+    args._built_extractor = ext
     out["extractor"] = ext.name
     out[f"images_{label.lower()}"] = res.n
     if res.skipped:
@@ -195,15 +185,13 @@ def _cmd_leaderboard(args) -> dict:
         while name in names:
             name, i = f"{base} ({i})", i + 1
         names[name] = path
-    images = any(is_image_input(p) for p in names.values())
+    is_images = {path: is_image_input(path) for path in names.values()}
+    images = any(is_images.values())
     _check_image_options(args, images)
+    if images and not all(is_images.values()):
+        first = next(path for path, yes in is_images.items() if not yes)
+        raise ValueError(f"either every FAKE is images or none is; {first} is features")
     kw = _image_kw(args) if images else {}
-    if images:
-        from ganmetrics.images import is_image_input as _img
-
-        mixed = [p for p in names.values() if not _img(p)]
-        if mixed:
-            raise ValueError(f"either every FAKE is images or none is; {mixed[0]} is features")
     metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
     board = evaluate_many(ref, names, metrics, sort=args.sort, n_boot=args.n_boot, seed=args.seed,
                           progress=_progress(args), **kw)
@@ -357,6 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="feature cache (default ~/.cache/ganmetrics/features or $GANMETRICS_CACHE_DIR)")
         g.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
 
+    def sets(sp, what: str):
+        sp.add_argument("real", metavar="REAL", help="the reference set: " + what)
+        sp.add_argument("fake", metavar="FAKE", help="the generated set: " + what)
+
     def k_option(sp, default):
         sp.add_argument("--k", type=int, default=default, metavar="K",
                         help=f"neighbours for the k-NN radii (default {default}, as in the papers)")
@@ -364,8 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("fid", help="Fréchet distance between two feature or statistics files",
                         description="Fréchet distance (FID for Inception features) between two sets: lower is "
                                     "better, 0 for identical statistics.")
-    sp.add_argument("real", metavar="REAL", help="the reference set: " + STATS_HELP)
-    sp.add_argument("fake", metavar="FAKE", help="the generated set: " + STATS_HELP)
+    sets(sp, STATS_HELP)
     sp.add_argument("--force", action="store_true",
                     help="compare statistics recorded with different feature extractors or resize conventions anyway")
     images(sp)
@@ -375,8 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("kid", help="kernel inception distance (unbiased MMD^2, cubic kernel, subsets)",
                         description="KID (Binkowski et al. 2018): mean and std over subsets of the unbiased MMD^2 with "
                                     "the kernel (x.y/d + 1)^3; lower is better, 0 for the same distribution.")
-    sp.add_argument("real", metavar="REAL", help="the reference set: " + FEATURES_HELP)
-    sp.add_argument("fake", metavar="FAKE", help="the generated set: " + FEATURES_HELP)
+    sets(sp, FEATURES_HELP)
     sp.add_argument("--subsets", type=int, default=100, metavar="N", help="number of subsets (default 100)")
     sp.add_argument("--subset-size", type=int, default=None, metavar="M",
                     help="samples per subset (default min(1000, smaller set))")
@@ -398,8 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("prdc", help="precision, recall, density, coverage (exact k-NN)",
                         description="Precision and recall (Kynkäänniemi et al. 2019), density and coverage (Naeem et "
                                     "al. 2020), every k-NN decision equal to a float64 brute force.")
-    sp.add_argument("real", metavar="REAL", help="the reference set: " + FEATURES_HELP)
-    sp.add_argument("fake", metavar="FAKE", help="the generated set: " + FEATURES_HELP)
+    sets(sp, FEATURES_HELP)
     k_option(sp, 5)
     images(sp)
     common(sp)
@@ -407,8 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("compare", help="several metrics at once (shared statistics and radii)",
                         description="Several metrics between two feature files, sharing the work they have in common.")
-    sp.add_argument("real", metavar="REAL", help="the reference set: " + FEATURES_HELP)
-    sp.add_argument("fake", metavar="FAKE", help="the generated set: " + FEATURES_HELP)
+    sets(sp, FEATURES_HELP)
     sp.add_argument("--metrics", default="fid,kid,precision,recall,density,coverage", metavar="LIST",
                     help="comma-separated, from fid,kid,precision,recall,density,coverage,nn1_accuracy,vendi,prd "
                          "(default: fid,kid,precision,recall,density,coverage)")

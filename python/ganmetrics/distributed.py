@@ -208,6 +208,22 @@ def ring_radii2(local, k: int, center: np.ndarray, counts: list[int], group) -> 
     return vals[:, k - 1] if n else np.zeros(0)
 
 
+def _shards(group, *sets) -> list[list[tuple[int, int, int, np.ndarray | None]]]:
+    """For each set, every rank's (rows, dim, dtype code, float64 column sums or None when empty)."""
+    import torch.distributed as dist
+
+    mine = [(f.n, f.dim, f.code, np.asarray(f.array, dtype=np.float64).sum(0) if f.n else None) for f in sets]
+    everyone: list = [None] * dist.get_world_size(group)
+    dist.all_gather_object(everyone, mine, group=group)
+    return [[rank[i] for rank in everyone] for i in range(len(sets))]
+
+
+def _union_center(*shards) -> np.ndarray:
+    """The mean of every row of every set (the engine's centre for its float32 products)."""
+    sums = [m[3] for sh in shards for m in sh if m[0]]
+    return sum(sums) / sum(m[0] for sh in shards for m in sh)
+
+
 def prdc(real: Any, fake: Any, k: int, group, strict: bool = False, fake_radii: bool = True) -> tuple[dict, dict]:
     """Precision, recall, density and coverage of every rank's shards together, equal to one process on the
     concatenated data: exact radii from a ring pass over each set, one ring cross pass (real blocks travel with
@@ -225,15 +241,12 @@ def prdc(real: Any, fake: Any, k: int, group, strict: bool = False, fake_radii: 
 
     fr, ff = guarded(group, local, "prdc")
     size = dist.get_world_size(group)
-    meta: list = [None] * size
-    dist.all_gather_object(meta, (fr.n, ff.n, fr.dim, ff.dim, fr.code, ff.code,
-                                  np.asarray(fr.array, dtype=np.float64).sum(0) if fr.n else None,
-                                  np.asarray(ff.array, dtype=np.float64).sum(0) if ff.n else None), group=group)
-    dims = {m[2] for m in meta if m[0]} | {m[3] for m in meta if m[1]}
+    real_shards, fake_shards = _shards(group, fr, ff)
+    dims = {m[1] for m in real_shards + fake_shards if m[0]}
     if len(dims) != 1:
         raise ValueError(f"prdc: real and fake shards must have one feature dimension, got {sorted(dims)}")
-    codes = {m[4] for m in meta if m[0]} | {m[5] for m in meta if m[1]}
-    rc, fc = [m[0] for m in meta], [m[1] for m in meta]
+    codes = {m[2] for m in real_shards + fake_shards if m[0]}
+    rc, fc = [m[0] for m in real_shards], [m[0] for m in fake_shards]
     n_real, n_fake = sum(rc), sum(fc)
     k = _check_k(k, "k", n_real, "real")
     if fake_radii:
@@ -244,8 +257,7 @@ def prdc(real: Any, fake: Any, k: int, group, strict: bool = False, fake_radii: 
         ff = Features(np.asarray(ff.array, dtype=np.float64).reshape(ff.n, d), F64, "fake")
     fr = fr if fr.n else Features(np.zeros((0, d), dtype=fr.array.dtype), fr.code, "real")
     ff = ff if ff.n else Features(np.zeros((0, d), dtype=ff.array.dtype), ff.code, "fake")
-    center = sum(m[6] for m in meta if m[0] and m[6] is not None) + sum(m[7] for m in meta if m[1] and m[7] is not None)
-    center = center / (n_real + n_fake)
+    center = _union_center(real_shards, fake_shards)
     real_r2 = ring_radii2(fr, k, center, rc, group)
     sent = traffic[0]
     fake_r2 = ring_radii2(ff, k, center, fc, group) if fake_radii else None
@@ -278,32 +290,23 @@ def prdc(real: Any, fake: Any, k: int, group, strict: bool = False, fake_radii: 
     all_r2 = np.concatenate(radii)
     mins = min_t.numpy()
     covered = mins < all_r2 if strict else mins <= all_r2
-    values = {
-        "precision": int(sums[0]) / n_fake,
-        "recall": float(np.mean(any_t.numpy() > 0)) if fake_radii else None,
-        "density": float(int(sums[1]) / (k * n_fake)),
-        "coverage": float(np.mean(covered)),
-    }
-    if not fake_radii:
-        del values["recall"]
+    values = {"precision": int(sums[0]) / n_fake}
+    if fake_radii:
+        values["recall"] = float(np.mean(any_t.numpy() > 0))
+    values.update({"density": float(int(sums[1]) / (k * n_fake)), "coverage": float(np.mean(covered))})
     info = {"k": k, "strict": bool(strict), "rechecked_pairs": int(sums[2]), "ranks": size, "bytes_sent": sent}
     return values, info
 
 
 def knn_radii(x: Any, k: int, group) -> np.ndarray:
     """Exact k-NN radii of this rank's rows within every rank's rows together (itself excluded)."""
-    import torch.distributed as dist
-
     from ganmetrics._arrays import as_features
     from ganmetrics.metrics.knn import _check_k
 
     f = guarded(group, lambda: _wide(as_features(x, "x", min_rows=0)), "knn_radii")
-    size = dist.get_world_size(group)
-    meta: list = [None] * size
-    dist.all_gather_object(meta, (f.n, f.dim, f.code, np.asarray(f.array, dtype=np.float64).sum(0)), group=group)
-    if len({m[1] for m in meta if m[0]}) > 1 or len({m[2] for m in meta if m[0]}) > 1:
+    (shards,) = _shards(group, f)
+    if len({m[1] for m in shards if m[0]}) > 1 or len({m[2] for m in shards if m[0]}) > 1:
         raise ValueError("knn_radii: the shards must share one feature dimension and dtype")
-    counts = [m[0] for m in meta]
+    counts = [m[0] for m in shards]
     k = _check_k(k, "k", sum(counts), "x")
-    center = sum(m[3] for m in meta if m[0]) / sum(counts)
-    return np.sqrt(ring_radii2(f, k, center, counts, group))
+    return np.sqrt(ring_radii2(f, k, _union_center(shards), counts, group))

@@ -7,7 +7,9 @@ Images are decoded and resized in ``DataLoader`` workers, forwarded in batches (
 
 The cache (``~/.cache/ganmetrics/features``, or ``$GANMETRICS_CACHE_DIR``, or ``cache_dir=``) keys each
 entry by the input (a folder's file list with sizes and modification times; an archive's or array file's
-SHA-256), the extractor's identity (name, weights' SHA-256, preprocessing) and the cache format. Entries
+SHA-256), the extractor's identity (name, weights' SHA-256, preprocessing) and the cache format; an entry
+holds the features, the Inception logits where there are any, and the float64 statistics streamed when it was
+made (a hit recomputes nothing). Entries
 are written under temporary names and renamed into place, the JSON header last, so a concurrent run never
 reads a partial entry and an interrupted one leaves only temporary files, removed by the next write.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -31,7 +34,7 @@ from ganmetrics._io import _sweep_stale_temps, atomic_write
 from ganmetrics._progress import progress_bar
 from ganmetrics.stats import FeatureStats
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the float64 statistics are stored with the features
 CACHE_ENV = "GANMETRICS_CACHE_DIR"
 
 
@@ -117,12 +120,10 @@ class _Writer:
         if self.tmp is None:
             return
         self.array.flush()
+        shape = (self.n, self.array.shape[1])
+        self.array = None  # unmapped before the file changes
         if self.n != self.n_max:  # rows were skipped: rewrite the header with the real count
-            shape = (self.n, self.array.shape[1])
-            del self.array
             _shrink_npy(self.tmp, shape)
-        else:
-            del self.array
         os.replace(self.tmp, self.target)
         self.tmp = None
 
@@ -140,7 +141,7 @@ def _shrink_npy(path: str, shape: tuple[int, int]) -> None:
 
     _, _, dtype, offset = npy_header(path)
     header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
-    buf = __import__("io").BytesIO()
+    buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, header)
     raw = buf.getvalue()
     if len(raw) != offset:
@@ -167,7 +168,15 @@ def _load_cached(base: str, identity: str, want_logits: bool) -> Extracted | Non
         return None
     if feats.ndim != 2 or feats.shape[0] != meta.get("n") or (want_logits and logits is None):
         return None
-    stats = FeatureStats.from_features(feats, feature_extractor=meta["name"], progress=False)
+    try:  # the statistics streamed when the entry was made: a hit gives the same numbers as the first run
+        with np.load(base + ".stats.npz") as z:
+            stats = FeatureStats(feats.shape[1], meta["name"])
+            stats._n, stats._mean, stats._m2 = int(z["n"]), z["mean"], z["m2"]
+            stats._unit_roundoff = float(z["unit_roundoff"])
+    except (OSError, ValueError, KeyError):
+        return None
+    if stats._mean.shape != (feats.shape[1],) or stats.n != feats.shape[0]:
+        return None
     return Extracted(stats, feats, logits, int(meta["n"]), list(meta.get("skipped", [])), True, base + ".npy")
 
 
@@ -236,6 +245,8 @@ def run(source: Any, extractor, *, batch_size: int = 64, workers: int | None = N
             for w in (feats, logit_rows):
                 if w is not None:
                     w.commit()
+            with atomic_write(base + ".stats.npz") as fh:
+                np.savez(fh, n=stats.n, mean=stats._mean, m2=stats._m2, unit_roundoff=stats.cov_unit_roundoff)
             meta = {"format": CACHE_FORMAT, "extractor": extractor.identity, "name": extractor.name, "n": stats.n,
                     "dim": stats.dim, "logits": logit_rows is not None, "skipped": skipped,
                     "input": source.describe(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -282,11 +293,23 @@ def extract(images: Any, *, extractor: Any = None, resize: str | None = None, we
     default ``legacy_tensorflow``); ``weights``: the Inception weights file (else looked up, see
     :func:`ganmetrics.extractors.inception.locate_weights`). ``device``: where the network runs.
     ``cache=False`` or ``cache_dir`` control the feature cache (file inputs only)."""
+    res, _ = run_input(images, "images", extractor, resize=resize, weights=weights, device=device,
+                       extractor_name=extractor_name, recursive=recursive, batch_size=batch_size, workers=workers,
+                       want_logits=return_logits, cache=cache, cache_dir=cache_dir, skip_bad=skip_bad,
+                       progress=progress)
+    return (res.features, res.logits) if return_logits else res.features
+
+
+def run_input(x: Any, name: str, extractor: Any = None, *, resize: str | None = None, weights: Any = None,
+              device: str | None = None, extractor_name: str | None = None, recursive: bool = False,
+              **run_kw: Any) -> tuple[Extracted, Any]:
+    """:func:`run` on any image input (see :func:`ganmetrics.images.as_source`) with the extractor that
+    ``extractor`` and the keywords name (an extractor built before is used as is). The input is checked
+    first, so that a folder without images fails before any weights load. Returns the result and the
+    extractor, for the next input to reuse."""
     from ganmetrics.extractors import get_extractor
 
-    src = _img.as_source(images, "images", recursive=recursive)
+    src = _img.as_source(x, name, recursive=recursive)
     ext = get_extractor(extractor, resize=resize, weights=weights, device=device, extractor_name=extractor_name)
     src.channels = ext.channels
-    res = run(src, ext, batch_size=batch_size, workers=workers, keep_features=True, want_logits=return_logits,
-              cache=cache, cache_dir=cache_dir, skip_bad=skip_bad, progress=progress, name="images")
-    return (res.features, res.logits) if return_logits else res.features
+    return run(src, ext, name=name, **run_kw), ext

@@ -22,6 +22,7 @@ A file that cannot be decoded is an error naming it, or is skipped and counted w
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import io
 import os
@@ -31,7 +32,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ganmetrics._io import sha256_file
+from ganmetrics._io import map_zip_member, sha256_file
 
 IMAGE_EXTENSIONS = ("bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp")
 
@@ -117,17 +118,19 @@ def _channels(arr: np.ndarray, channels: int, where: str) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------ sources
 
 
-class ImageSource:
+class ImageSource(abc.ABC):
     """A finite, ordered collection of images; ``load(i)`` gives image i as uint8 (H, W, C)."""
 
     name: str = "images"
     channels: int = 3
 
+    @abc.abstractmethod
     def __len__(self) -> int:
-        raise NotImplementedError
+        """The number of images."""
 
+    @abc.abstractmethod
     def load(self, i: int) -> np.ndarray:
-        raise NotImplementedError
+        """Image i as uint8 (H, W, channels)."""
 
     def fingerprint(self) -> str | None:
         """A string that changes whenever the images may have changed; None: not cacheable."""
@@ -381,22 +384,13 @@ def is_image_input(x: Any) -> bool:
 
 
 def _npz_image_key(path: str) -> str | None:
+    """The .npz's image array (``arr_0`` first, then the first 4-D array by name); None for statistics."""
     from ganmetrics._io import check_npz
 
-    keys = check_npz(path, path)
-    if keys & {"mu", "sigma"}:
+    shapes = check_npz(path, path)
+    if shapes.keys() & {"mu", "sigma"}:
         return None
-    for key in sorted(keys, key=lambda k: (k != "arr_0", k)):
-        if _npz_ndim(path, key) == 4:
-            return key
-    return None
-
-
-def _npz_ndim(path: str, key: str) -> int:
-    with zipfile.ZipFile(path) as zf, zf.open(key + ".npy") as fh:
-        version = np.lib.format.read_magic(fh)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        return len(read(fh)[0])
+    return next((key for key in sorted(shapes, key=lambda k: (k != "arr_0", k)) if len(shapes[key]) == 4), None)
 
 
 def as_source(x: Any, name: str, *, recursive: bool = False, channels: int = 3) -> ImageSource | Generator:
@@ -419,9 +413,7 @@ def as_source(x: Any, name: str, *, recursive: bool = False, channels: int = 3) 
             key = _npz_image_key(path)
             if key is None:
                 raise ValueError(f"{name}: {path} holds no 4-D image array")
-            with np.load(path) as z:
-                arr = z[key]
-            src = ArraySource(arr, f"{name} ({path}:{key})", "npz\0" + sha256_file(path))
+            src = ArraySource(map_zip_member(path, key + ".npy"), f"{name} ({path}:{key})", "npz\0" + sha256_file(path))
         else:
             raise ValueError(f"{name}: {path} is not an image folder, .zip, image .npz or 4-D .npy")
     else:

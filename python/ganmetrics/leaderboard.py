@@ -29,8 +29,9 @@ from ganmetrics._arrays import Features
 from ganmetrics._progress import steps
 from ganmetrics.metrics.bootstrap import RANGES, Interval, _interval
 from ganmetrics.metrics.frechet import _Reference, _Side
-from ganmetrics.metrics.knn import _prdc_result, _real_fake_pass
-from ganmetrics.reference import KNN_METRICS, Reference, exact_radii2
+from ganmetrics.metrics.knn import _prdc_result, _real_fake_pass, exact_radii2
+from ganmetrics.reference import KNN_METRICS, Reference
+from ganmetrics.report import check_metrics
 from ganmetrics.stats import FeatureStats
 
 INTERVAL_METRICS = ("fid", *KNN_METRICS)
@@ -105,8 +106,9 @@ def compare(ref: Reference, fake_a: Any, fake_b: Any, metric: str = "fid", *, n_
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
     k = ref.k if k is None else int(k)
-    fa = ref._fake(fake_a, force, dict(image_kw), progress)
-    fb = ref._fake(fake_b, force, dict(image_kw), progress)
+    image_kw = dict(image_kw)  # the extractor built for A serves B
+    fa = ref._fake(fake_a, force, image_kw, progress)
+    fb = ref._fake(fake_b, force, image_kw, progress)
     real = ref.features
     full = _round_values(metric, k, real, [fa, fb], ref.stats, ref.fd_reference() if metric == "fid" else None,
                          ref.radii2.get(k))
@@ -273,7 +275,7 @@ def evaluate_many(ref: Reference, fakes: Mapping[str, Any] | Sequence[Any], metr
     named = dict(fakes) if isinstance(fakes, Mapping) else {str(i): f for i, f in enumerate(fakes)}
     if not named:
         raise ValueError("fakes is empty")
-    metrics = list(ref.metrics if metrics is None else metrics)
+    metrics = check_metrics(ref.metrics if metrics is None else metrics)
     sort = sort or metrics[0]
     if sort not in metrics:
         raise ValueError(f"sort={sort!r} is not one of the metrics {metrics}")
@@ -281,15 +283,17 @@ def evaluate_many(ref: Reference, fakes: Mapping[str, Any] | Sequence[Any], metr
     boot = n_boot > 0
     if boot and (isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2):
         raise ValueError(f"n_boot must be 0 (no intervals) or an integer >= 2, got {n_boot!r}")
+    image_kw = dict(image_kw)  # the extractor built for the first image input serves the others
     entries, feats = [], {}
     for name, fake in steps(named.items(), len(named), "evaluating generators", unit="generators", progress=progress):
         stats = ref._fake_stats(fake, force)
         if stats is not None:  # a statistics file: FID without an interval (resampling needs the features)
-            entries.append(Entry(name, dict(ref.evaluate(stats, metrics, k=k, seed=seed, force=force))))
+            entries.append(Entry(name, dict(ref._evaluate_stats(stats, metrics, k, seed))))
             continue
-        ff = ref._fake(fake, force, dict(image_kw), progress)
+        ref._require(metrics, k)
+        ff = ref._fake(fake, force, image_kw, progress)
         feats[name] = ff
-        rep = ref.evaluate(ff, metrics, k=k, seed=seed, progress=progress)
+        rep = ref._evaluate_features(ff, metrics, k, seed=seed, progress=progress)
         entry = Entry(name, dict(rep))
         if boot:
             entry.intervals = _fake_intervals(ref, ff, [m for m in metrics if m in INTERVAL_METRICS], rep, k, n_boot,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import struct
 import time
 import zipfile
 from typing import Any, Sequence
@@ -28,9 +27,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from ganmetrics._arrays import Features, as_features
-from ganmetrics._io import atomic_write
+from ganmetrics._image_inputs import IMAGE_KEYWORDS
+from ganmetrics._io import atomic_write, map_zip_member
 from ganmetrics.metrics.frechet import _Reference, _Side
-from ganmetrics.metrics.knn import _check_k, _distinct, _engine, _radii2_multiset
+from ganmetrics.metrics.knn import _check_k, exact_radii2
 from ganmetrics.report import DEFAULT_METRICS, Report, _evaluate, check_metrics
 from ganmetrics.stats import FeatureStats
 
@@ -38,34 +38,19 @@ FORMAT = "ganmetrics-reference"
 FORMAT_VERSION = 1
 KNN_METRICS = ("precision", "recall", "density", "coverage")
 NEEDS_FEATURES = {"kid", "nn1_accuracy", "prd", *KNN_METRICS}
-IMAGE_OPTIONS = ("extractor", "resize", "weights", "device", "batch_size", "workers", "cache", "cache_dir",
-                 "skip_bad", "recursive", "extractor_name")
 
 
-def exact_radii2(f: Features, k: int, progress: bool | None = None) -> np.ndarray:
-    """Exact squared k-NN radii of every row of ``f`` (itself excluded), float64."""
-    eng = _engine(f.array)
-    ms = _distinct(f, eng)
-    r2, _ = _radii2_multiset(ms, k, eng.center(f), None, eng, progress)
-    return r2[ms.inverse]
-
-
-def _features_of(x: Any, name: str, image_kw: dict, progress: bool | None) -> tuple[Features, str | None]:
-    """Features of an input, extracting images first (then also the extractor's name)."""
-    from ganmetrics.images import as_source, is_image_input
+def _features_of(x: Any, name: str, image_kw: dict, progress: bool | None) -> tuple[Features, Any]:
+    """Features of an input, extracting images first with ``image_kw`` (then also the extractor, which the
+    caller can put back as ``image_kw["extractor"]`` for the next input)."""
+    from ganmetrics.images import is_image_input
 
     if is_image_input(x):
-        from ganmetrics import extraction
-        from ganmetrics.extractors import get_extractor
+        from ganmetrics.extraction import run_input
 
-        src = as_source(x, name, recursive=image_kw.get("recursive", False))
-        ext = get_extractor(image_kw.get("extractor"), resize=image_kw.get("resize"), weights=image_kw.get("weights"),
-                            device=image_kw.get("device"), extractor_name=image_kw.get("extractor_name"))
-        src.channels = ext.channels
-        res = extraction.run(src, ext, batch_size=image_kw.get("batch_size", 64), workers=image_kw.get("workers"),
-                             cache=image_kw.get("cache", True), cache_dir=image_kw.get("cache_dir"),
-                             skip_bad=image_kw.get("skip_bad", False), progress=progress, name=name)
-        return as_features(res.features, name, min_rows=2), ext.name
+        kw = {key: value for key, value in image_kw.items() if value is not None}
+        res, ext = run_input(x, name, kw.pop("extractor", None), progress=progress, **kw)
+        return as_features(res.features, name, min_rows=2), ext
     given = sorted(k for k, v in image_kw.items() if v is not None)
     if given:
         raise ValueError(f"{', '.join(given)} apply to image inputs; {name} is features")
@@ -96,20 +81,21 @@ class Reference:
         (an int or several; the first is the default of ``evaluate``). ``real``: features, or images with the
         keywords of :func:`ganmetrics.extract`. ``keep_features``: store the real features even when no metric
         needs them (``compare`` resamples them); default: when a metric needs them."""
-        unknown = sorted(set(image_kw) - set(IMAGE_OPTIONS))
+        unknown = sorted(set(image_kw) - set(IMAGE_KEYWORDS))
         if unknown:
             raise TypeError(f"Reference.build got unexpected keyword argument(s) {unknown}")
         metrics = check_metrics(metrics)
         ks = [k] if isinstance(k, (int, np.integer)) and not isinstance(k, bool) else list(k)
         if not ks:
             raise ValueError("k must be an integer or a non-empty list of integers")
-        f, extracted_by = _features_of(real, "real", image_kw, progress)
+        f, ext = _features_of(real, "real", image_kw, progress)
+        extracted_by = ext.name if ext is not None else None
         if feature_extractor is not None and extracted_by is not None and feature_extractor != extracted_by:
             raise ValueError(f"feature_extractor={feature_extractor!r} but the images were read by {extracted_by!r}")
         name = feature_extractor or extracted_by
         ks = [_check_k(x, "k", f.n, "real") for x in ks]
         stats = FeatureStats.from_features(f, feature_extractor=name, progress=progress)
-        radii = {x: exact_radii2(f, x, progress) for x in dict.fromkeys(ks)} if set(metrics) & set(KNN_METRICS) else {}
+        radii = {x: exact_radii2(f, x, progress=progress) for x in dict.fromkeys(ks)} if set(metrics) & set(KNN_METRICS) else {}
         keep = bool(set(metrics) & NEEDS_FEATURES) if keep_features is None else bool(keep_features)
         feats = Features(np.ascontiguousarray(f.array), f.code, "real") if keep else None
         return cls(stats, feats, radii, metrics, ks[0], name)
@@ -144,10 +130,13 @@ class Reference:
                              "build it with that k")
 
     def _fake(self, fake: Any, force: bool, image_kw: dict, progress: bool | None) -> Features:
-        ff, extracted_by = _features_of(fake, "fake", image_kw, progress)
-        if not force and extracted_by and self.feature_extractor and extracted_by != self.feature_extractor:
-            raise ValueError(f"the reference was made with {self.feature_extractor!r} but the fake images were read "
-                             f"by {extracted_by!r} (pass force=True to compare anyway)")
+        """The fake features (images extracted; the extractor built is left in ``image_kw`` for reuse)."""
+        ff, ext = _features_of(fake, "fake", image_kw, progress)
+        if ext is not None:
+            image_kw["extractor"] = ext
+            if not force and self.feature_extractor and ext.name != self.feature_extractor:
+                raise ValueError(f"the reference was made with {self.feature_extractor!r} but the fake images were "
+                                 f"read by {ext.name!r} (pass force=True to compare anyway)")
         if ff.dim != self.dim:
             raise ValueError(f"fake has {ff.dim} features, the reference has {self.dim}")
         return ff
@@ -175,7 +164,7 @@ class Reference:
         """What ``ganmetrics.evaluate(real, fake, ...)`` returns, reusing the real side (default: the
         reference's metrics and first k). ``fake``: features or images (read with ``image_kw`` and checked
         against the reference's extractor unless ``force``)."""
-        unknown = sorted(set(image_kw) - set(IMAGE_OPTIONS))
+        unknown = sorted(set(image_kw) - set(IMAGE_KEYWORDS))
         if unknown:
             raise TypeError(f"Reference.evaluate got unexpected keyword argument(s) {unknown}")
         metrics = check_metrics(self.metrics if metrics is None else metrics)
@@ -184,12 +173,18 @@ class Reference:
         if stats is not None:
             return self._evaluate_stats(stats, metrics, k, seed)
         self._require(metrics, k)
-        ff = self._fake(fake, force, image_kw, progress)
-        rep = _evaluate(self.features, ff, metrics, k=k, seed=seed, kid_subsets=kid_subsets,
-                        kid_subset_size=kid_subset_size, kid_seed=kid_seed, progress=progress, real_stats=self.stats,
-                        fd_reference=self.fd_reference() if "fid" in metrics else None,
-                        real_radii2=self.radii2.get(k))
-        return rep
+        return self._evaluate_features(self._fake(fake, force, image_kw, progress), metrics, k, seed=seed,
+                                       kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, kid_seed=kid_seed,
+                                       progress=progress)
+
+    def _evaluate_features(self, ff: Features, metrics: list[str], k: int, *, seed: int = 0,
+                           kid_subsets: int | None = 100, kid_subset_size: int | None = None, kid_seed: int = 2020,
+                           progress: bool | None = None) -> Report:
+        """``evaluate`` on validated fake features (``_require`` already checked)."""
+        return _evaluate(self.features, ff, metrics, k=k, seed=seed, kid_subsets=kid_subsets,
+                         kid_subset_size=kid_subset_size, kid_seed=kid_seed, progress=progress, real_stats=self.stats,
+                         fd_reference=self.fd_reference() if "fid" in metrics else None,
+                         real_radii2=self.radii2.get(k))
 
     def _evaluate_stats(self, stats: FeatureStats, metrics: list[str], k: int, seed: int) -> Report:
         from ganmetrics.metrics.frechet import warn_small
@@ -248,7 +243,6 @@ class Reference:
                 bad = zf.testzip()
                 if bad is not None:
                     raise ValueError(f"{path} is damaged: member {bad} fails its CRC check")
-                members = {i.filename: i for i in zf.infolist()}
                 missing = [f"{key}.npy" for key in header["arrays"] if f"{key}.npy" not in names]
                 if missing:
                     raise ValueError(f"{path} is damaged: {', '.join(missing)} missing")
@@ -267,7 +261,7 @@ class Reference:
         stats._unit_roundoff = float(header["cov_unit_roundoff"])
         feats = None
         if "features" in header["arrays"]:
-            arr = _map_member(path, members["features.npy"]) if mmap else _read_whole(path, "features.npy")
+            arr = map_zip_member(path, "features.npy") if mmap else _read_whole(path, "features.npy")
             code = {"float16": 0, "bfloat16": 1, "float32": 2, "float64": 3}[header["features_dtype"]]
             feats = Features(arr, code, "real")
         radii = {int(x): small[f"radii2_k{x}"] for x in header["ks"]}
@@ -308,20 +302,3 @@ def _read_member(zf: zipfile.ZipFile, name: str) -> np.ndarray:
 def _read_whole(path: str, name: str) -> np.ndarray:
     with zipfile.ZipFile(path) as zf:
         return _read_member(zf, name)
-
-
-def _map_member(path: str, info: zipfile.ZipInfo) -> np.ndarray:
-    """A stored (uncompressed) .npy member of a zip, memory-mapped read-only."""
-    if info.compress_type != zipfile.ZIP_STORED:
-        return _read_whole(path, info.filename)
-    with open(path, "rb") as fh:
-        fh.seek(info.header_offset)
-        local = fh.read(30)
-        name_len, extra_len = struct.unpack("<HH", local[26:30])
-        start = info.header_offset + 30 + name_len + extra_len
-        fh.seek(start)
-        version = np.lib.format.read_magic(fh)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = read(fh)
-        offset = fh.tell()
-    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")

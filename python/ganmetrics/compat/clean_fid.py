@@ -56,9 +56,8 @@ def compute_fid(fdir1=None, fdir2=None, gen=None, mode="clean", model_name="ince
     resize convention, through the FID Inception (weights looked up as ganmetrics does). ``device`` is used
     when available, else the CPU. Not reproduced, and refused: clean-fid's downloadable dataset statistics
     (``fdir2`` must be given), ``model_name="clip_vit_b_32"`` and the custom extractor/transform hooks."""
-    from ganmetrics.extraction import run
-    from ganmetrics.extractors import get_extractor
-    from ganmetrics.images import Generator, as_source
+    from ganmetrics.extraction import run_input
+    from ganmetrics.images import Generator
 
     if model_name != "inception_v3":
         raise ValueError(f"model_name={model_name!r} is not available here; only inception_v3")
@@ -75,12 +74,12 @@ def compute_fid(fdir1=None, fdir2=None, gen=None, mode="clean", model_name="ince
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         dev = torch.device("cpu")
-    ext = get_extractor("inception-v3", resize=mode, device=str(dev))
     first = fdir1 if gen is None else Generator(gen, num_samples=int(num_gen), z_dim=int(z_dim),
                                                 batch_size=int(batch_size), output_range=(0.0, 255.0), name="gen")
-    stats = []
+    stats, ext = [], "inception-v3"
     for label, x in (("fdir1", first), ("fdir2", fdir2)):
-        src = as_source(x, label, recursive=True)
-        stats.append(run(src, ext, batch_size=int(batch_size), workers=int(num_workers), keep_features=False,
-                         progress=None if verbose else False, name=label).stats)
+        res, ext = run_input(x, label, ext, resize=mode, device=str(dev),
+                             recursive=True, batch_size=int(batch_size), workers=int(num_workers), keep_features=False,
+                             progress=None if verbose else False)
+        stats.append(res.stats)
     return np.float64(_fid(stats[0], stats[1]))

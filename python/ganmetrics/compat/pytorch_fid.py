@@ -58,24 +58,24 @@ def calculate_fid_given_paths(paths: Any, batch_size: int, device: Any, dims: in
     the FID Inception with pytorch-fid's preprocessing (``resize="legacy_pytorch"``). The weights are looked
     up where pytorch-fid keeps them (torch hub's checkpoint folder); features are cached like any ganmetrics
     extraction. ``dims`` must be 2048 (pool3, the FID layer)."""
-    from ganmetrics.extraction import run
-    from ganmetrics.extractors import get_extractor
-    from ganmetrics.images import as_source, is_image_input
+    from ganmetrics.extraction import run_input
+    from ganmetrics.images import is_image_input
     from ganmetrics.metrics.frechet import fid
 
     if len(paths) != 2:
         raise ValueError(f"paths must name two folders or statistics files, got {len(paths)}")
     if int(dims) != 2048:
         raise ValueError(f"dims={dims}: only pool3 (2048) is provided; the other blocks are not FID features")
-    ext = None
+    ext = "inception-v3"
     sides = []
     for i, path in enumerate(paths):
         if not os.path.exists(path):
             raise RuntimeError(f"Invalid path: {path}")  # pytorch-fid's own error
         if is_image_input(path):
-            ext = ext or get_extractor("inception-v3", resize="legacy_pytorch", device=str(device))
-            sides.append(run(as_source(path, f"paths[{i}]", channels=3), ext, batch_size=int(batch_size),
-                             workers=int(num_workers), keep_features=False, name=f"paths[{i}]").stats)
+            res, ext = run_input(path, f"paths[{i}]", ext, resize="legacy_pytorch",
+                                 device=str(device), batch_size=int(batch_size), workers=int(num_workers),
+                                 keep_features=False)
+            sides.append(res.stats)
         else:
             sides.append(path)
     return np.float64(fid(sides[0], sides[1]))

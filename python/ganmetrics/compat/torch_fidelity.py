@@ -40,20 +40,21 @@ _IGNORED = {
 _IMAGE_OPTIONS = ("feature_extractor_weights_path", "batch_size", "cuda", "cache")
 
 
-def _from_images(x: Any, name: str, logits: bool, kwargs: dict) -> Any:
-    """An image input becomes {"features", "logits"} through the Inception with torch-fidelity's resize."""
-    from ganmetrics.images import as_source, is_image_input
+def _from_images(x: Any, name: str, logits: bool, kwargs: dict, ext: Any = None) -> tuple[Any, Any]:
+    """An image input becomes {"features", "logits"} through the Inception with torch-fidelity's resize.
+    Returns it and the extractor (built on first use, reused for the other input)."""
+    from ganmetrics.images import is_image_input
 
     if x is None or isinstance(x, dict) or not is_image_input(x):
-        return x
-    from ganmetrics.extraction import run
-    from ganmetrics.extractors import get_extractor
+        return x, ext
+    from ganmetrics.extraction import run_input
 
-    ext = get_extractor("inception-v3", resize="legacy_tensorflow", weights=kwargs.get("feature_extractor_weights_path"),
-                        device="cuda" if kwargs.get("cuda", False) else "cpu")
-    res = run(as_source(x, name), ext, batch_size=int(kwargs.get("batch_size", 64)), want_logits=logits,
-              cache=bool(kwargs.get("cache", True)), progress=None if kwargs.get("verbose", True) else False, name=name)
-    return {"features": res.features, "logits": res.logits}
+    res, ext = run_input(x, name, ext or "inception-v3", resize="legacy_tensorflow",
+                         weights=kwargs.get("feature_extractor_weights_path"),
+                         device="cuda" if kwargs.get("cuda", False) else "cpu",
+                         batch_size=int(kwargs.get("batch_size", 64)), want_logits=logits,
+                         cache=bool(kwargs.get("cache", True)), progress=None if kwargs.get("verbose", True) else False)
+    return {"features": res.features, "logits": res.logits}, ext
 
 
 def _part(x: Any, key: str, name: str, isc_only: bool = False):
@@ -102,8 +103,8 @@ def calculate_metrics(
         raise ValueError("input1 (the generated samples' features) is required")
     if (fid or kid or prc) and input2 is None:
         raise ValueError("fid, kid and prc need input2 (the real samples' features)")
-    input1 = _from_images(input1, "input1", isc, kwargs)
-    input2 = _from_images(input2, "input2", False, kwargs)
+    input1, ext = _from_images(input1, "input1", isc, kwargs)
+    input2, _ = _from_images(input2, "input2", False, kwargs, ext)
     out: dict[str, float] = {}
     if isc:
         f = as_features(_part(input1, "logits", "input1", isc_only=not (fid or kid or prc)), "input1 logits")

@@ -169,8 +169,8 @@ def get_extractor(extractor: Any = None, *, resize: str | None = None, weights: 
     device = _check_device(device or "cpu")
     if extractor is None:
         extractor = "inception-v3"
-    if hasattr(extractor, "prepare") and hasattr(extractor, "identity"):  # an extractor already
-        return extractor
+    if hasattr(extractor, "prepare") and hasattr(extractor, "identity"):  # built before: resize, weights and
+        return extractor                                                  # device were applied then
     if isinstance(extractor, str):
         if extractor != "inception-v3" and resize is not None:
             raise ValueError(f"resize applies to the inception-v3 extractor, not {extractor!r}")

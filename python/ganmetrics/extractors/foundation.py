@@ -79,16 +79,14 @@ def read_state(path: str) -> dict:
 
 
 def _local_file(spec: FoundationModel, weights) -> str | None:
-    from ganmetrics.extractors.inception import WEIGHTS_ENV
+    from ganmetrics.extractors.inception import candidate_dirs
 
     if weights is not None:
         path = os.fspath(weights)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"weights: no such file: {path}")
         return path
-    folders = [os.environ[WEIGHTS_ENV]] if os.environ.get(WEIGHTS_ENV) else []
-    folders.append(os.path.join(torch.hub.get_dir(), "checkpoints"))
-    for folder in folders:
+    for folder, _ in candidate_dirs():  # the Inception's lookup order
         path = os.path.join(folder, spec.filename)
         if os.path.isfile(path):
             return path
@@ -105,9 +103,9 @@ def _missing(spec: FoundationModel, exc: Exception) -> FileNotFoundError:
 
 
 def _digest(path: str | None, spec: FoundationModel) -> str:
-    from ganmetrics.extractors.inception import sha256_of
+    from ganmetrics._io import sha256_file
 
-    return sha256_of(path) if path else f"{spec.package}:{spec.arch}:{spec.pretrained}"
+    return sha256_file(path) if path else f"{spec.package}:{spec.arch}:{spec.pretrained}"
 
 
 class CLIPExtractor:

@@ -49,7 +49,7 @@ def _as_stats(x: Any, name: str, progress: bool | None = None) -> FeatureStats:
 def _looks_like_statistics(path: Any, name: str) -> bool:
     from ganmetrics._io import check_npz
 
-    return bool(check_npz(os.fspath(path), name) & {"mu", "sigma"})
+    return bool(check_npz(os.fspath(path), name).keys() & {"mu", "sigma"})
 
 
 def _as_stats_named(x: Any, name: str, progress: bool | None = None) -> FeatureStats:

@@ -297,9 +297,14 @@ def knn_radii(x: Any, k: int = 5, *, workspace_bytes: int | None = None, progres
         return distributed.knn_radii(x, k, distributed.resolve_group(group))
     eng = _engine(x)
     f = eng.features(x, "x")
-    k = _check_k(k, "k", f.n, "x")
+    return np.sqrt(exact_radii2(f, _check_k(k, "k", f.n, "x"), eng, workspace_bytes, progress))
+
+
+def exact_radii2(f, k: int, eng=None, workspace_bytes: int | None = None, progress: bool | None = None) -> np.ndarray:
+    """Exact squared k-NN radii of every row of ``f`` (itself excluded), float64, through its distinct rows."""
+    eng = eng or _engine(f.array)
     ms = _distinct(f, eng)
-    return np.sqrt(_radii2_multiset(ms, k, eng.center(f), workspace_bytes, eng, progress)[0][ms.inverse])
+    return _radii2_multiset(ms, k, eng.center(f), workspace_bytes, eng, progress)[0][ms.inverse]
 
 
 def _real_fake_pass(real: Any, fake: Any, k: Any, *, fake_radii: bool, col_min: bool, strict: bool,
