@@ -3,9 +3,11 @@
     python benchmarks/distributed_prdc.py --n 20000 --dim 2048 --procs 1 2 4 --out benchmarks/results/distributed_cpu.json
 
 Threads per process are capped so that all processes together use the machine's cores (at least one each).
-Each rank builds only its own shards (the same seeded rows as one process would hold), runs
-``gm.prdc(..., group="default")`` and reports its wall time, the bytes it sent around the ring and its peak
-resident memory; P = 1 runs the single-process ``gm.prdc`` on everything. The results are checked equal.
+The seeded sets are written once as .npy files; every run is a fresh process per rank that memory-maps only
+its own rows, runs ``gm.prdc(..., group="default")`` (P = 1: the single-process ``gm.prdc`` on everything) and
+reports its wall time, the bytes it sent around the ring, and its peak resident memory before and after the
+metric. The values of every rank are checked equal to one process's. The JSON also holds the scaling model
+of README "Many processes" (GEMM flops per rank; bytes per rank) next to the measurements.
 """
 
 from __future__ import annotations
@@ -15,15 +17,8 @@ import datetime
 import json
 import os
 import platform
-import resource
 import tempfile
 import time
-
-
-def _rows(n: int, d: int, seed: int, shift: float, a: int, b: int):
-    from ganmetrics.datasets import inception_like_features
-
-    return inception_like_features(n, d, seed=seed, shift=shift)[a:b]
 
 
 def _worker(rank, size, folder, n, d):
@@ -32,23 +27,63 @@ def _worker(rank, size, folder, n, d):
     import torch.distributed as dist
 
     import ganmetrics as gm
+    from ganmetrics.distributed import peak_rss_bytes
 
     threads = max(1, (os.cpu_count() or 1) // size)
     gm.set_num_threads(threads)
     torch.set_num_threads(threads)
-    dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=size,
-                            timeout=datetime.timedelta(seconds=1800))
     cuts = np.linspace(0, n, size + 1).astype(int)
-    real = _rows(n, d, 0, 0.0, cuts[rank], cuts[rank + 1])
-    fake = _rows(n, d, 1, 0.1, cuts[rank], cuts[rank + 1])
-    dist.barrier()
+    real = np.load(os.path.join(folder, "real.npy"), mmap_mode="r")[cuts[rank]:cuts[rank + 1]]
+    fake = np.load(os.path.join(folder, "fake.npy"), mmap_mode="r")[cuts[rank]:cuts[rank + 1]]
+    group = None
+    if size > 1:
+        dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=size,
+                                timeout=datetime.timedelta(seconds=1800))
+        dist.barrier()
+        group = "default"
+    before = peak_rss_bytes() / 2**20
     t0 = time.perf_counter()
-    res = gm.prdc(real, fake, k=5, group="default")
+    res = gm.prdc(real, fake, k=5, group=group, progress=False)
     seconds = time.perf_counter() - t0
     with open(os.path.join(folder, f"rank{rank}.json"), "w") as fh:
-        json.dump({"seconds": seconds, "bytes_sent": res.info["bytes_sent"], "values": dict(res),
-                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, fh)
-    dist.destroy_process_group()
+        json.dump({"seconds": seconds, "bytes_sent": res.info.get("bytes_sent", 0), "values": dict(res),
+                   "rss_before_mb": before, "peak_rss_mb": peak_rss_bytes() / 2**20},
+                  fh)
+    if size > 1:
+        dist.destroy_process_group()
+
+
+def model(n: int, d: int, procs: int, k: int = 5) -> dict:
+    """README "Many processes": the largest GEMM flop count and bytes sent of any rank, for PRDC with n rows per
+    set split evenly, following the schedule of ganmetrics.distributed (radius passes half-way round the ring,
+    cross pass all the way)."""
+    from ganmetrics.distributed import _halves, _owns_pair
+
+    if procs == 1:  # two symmetric radius passes (each pair once) and one cross pass
+        return {"gemm_flops_per_rank": 4.0 * n * n * d, "bytes_per_rank": 0}
+
+    def computes(t, r, s):
+        return 2 * t == procs or _owns_pair(t, r, s, procs)
+
+    cuts = [n * r // procs for r in range(procs + 1)]
+    rows = [cuts[r + 1] - cuts[r] for r in range(procs)]
+    worst_flops = worst_bytes = 0.0
+    for me in range(procs):
+        flops = 2 * rows[me] * n * d  # cross pass: this rank's fake rows against every real row
+        sent = (procs - 1) * rows[me] * (4 * d + 8)  # cross pass: real rows with their radii, all the way round
+        for _ in range(2):  # the real and the fake radius pass
+            flops += rows[me] ** 2 * d  # own block, symmetric
+            for t in range(1, procs // 2 + 1):
+                src = (me - t) % procs
+                if computes(t, me, src):
+                    a0, a1, b0, b1 = _halves(procs, me, src, rows[me], rows[src])
+                    flops += 2 * (a1 - a0) * (b1 - b0) * d
+                    sent += (b1 - b0) * min(k, a1 - a0) * 16  # the block's rows get their neighbours back
+            for step in range(procs // 2):  # blocks: the last hop only to a rank that computes with it
+                if step + 1 < procs // 2 or computes(step + 1, (me + 1) % procs, (me - step) % procs):
+                    sent += rows[(me - step) % procs] * d * 4
+        worst_flops, worst_bytes = max(worst_flops, flops), max(worst_bytes, sent)
+    return {"gemm_flops_per_rank": worst_flops, "bytes_per_rank": worst_bytes}
 
 
 def main() -> None:
@@ -58,36 +93,40 @@ def main() -> None:
     p.add_argument("--procs", type=int, nargs="+", default=[1, 2, 4])
     p.add_argument("--out", default=None)
     args = p.parse_args()
+    import numpy as np
+    import torch
     import torch.multiprocessing as mp
 
     import ganmetrics as gm
+    from ganmetrics.datasets import inception_like_features
 
     rows = []
     single = None
-    for size in args.procs:
-        if size == 1:
-            real, fake = _rows(args.n, args.dim, 0, 0.0, 0, args.n), _rows(args.n, args.dim, 1, 0.1, 0, args.n)
-            t0 = time.perf_counter()
-            res = gm.prdc(real, fake, k=5)
-            row = {"procs": 1, "seconds": time.perf_counter() - t0, "bytes_sent_per_rank": 0,
-                   "peak_rss_mb_per_rank": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-            single = dict(res)
-            del real, fake
-        else:
-            with tempfile.TemporaryDirectory() as folder:
-                mp.spawn(_worker, args=(size, folder, args.n, args.dim), nprocs=size, join=True)
-                ranks = [json.load(open(os.path.join(folder, f"rank{r}.json"))) for r in range(size)]
-            if single is not None:
-                assert all(r["values"] == single for r in ranks), "ranks disagree with one process"
+    with tempfile.TemporaryDirectory() as folder:
+        np.save(os.path.join(folder, "real.npy"), inception_like_features(args.n, args.dim, seed=0))
+        np.save(os.path.join(folder, "fake.npy"), inception_like_features(args.n, args.dim, seed=1, shift=0.1))
+        for size in sorted(args.procs):  # P = 1 first: the others are checked against it
+            mp.spawn(_worker, args=(size, folder, args.n, args.dim), nprocs=size, join=True)
+            ranks = [json.load(open(os.path.join(folder, f"rank{r}.json"))) for r in range(size)]
+            single = single or ranks[0]["values"]
+            assert all(r["values"] == single for r in ranks), "ranks disagree with one process"
             row = {"procs": size, "seconds": max(r["seconds"] for r in ranks),
                    "bytes_sent_per_rank": max(r["bytes_sent"] for r in ranks),
-                   "peak_rss_mb_per_rank": max(r["peak_rss_mb"] for r in ranks)}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+                   "peak_rss_mb_per_rank": max(r["peak_rss_mb"] for r in ranks),
+                   "rss_before_mb_per_rank": max(r["rss_before_mb"] for r in ranks),
+                   "model": model(args.n, args.dim, size)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            for r in range(size):
+                os.remove(os.path.join(folder, f"rank{r}.json"))
+            if os.path.exists(os.path.join(folder, "store")):
+                os.remove(os.path.join(folder, "store"))
     if args.out:
         with open(args.out, "w") as fh:
             json.dump({"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
-                       "versions": {"ganmetrics": gm.__version__}, "n": args.n, "dim": args.dim, "rows": rows}, fh,
+                       "versions": {"ganmetrics": gm.__version__, "torch": torch.__version__,
+                                    "numpy": np.__version__},
+                       "threads_per_rank": "cores // ranks, at least 1", "n": args.n, "dim": args.dim, "rows": rows}, fh,
                       indent=1)
 
 

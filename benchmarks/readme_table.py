@@ -1,4 +1,4 @@
-"""Rewrite the README's speed table from benchmarks/results/*.json (python benchmarks/readme_table.py)."""
+"""Rewrite the README's result tables from benchmarks/results/*.json (python benchmarks/readme_table.py)."""
 
 import json
 import os
@@ -104,6 +104,21 @@ def extract_table() -> str:
     return "\n".join(out)
 
 
+def distributed_table() -> str:
+    """PRDC over P ranks against the scaling model (benchmarks/distributed_prdc.py)."""
+    with open(os.path.join(RESULTS, "distributed_cpu.json")) as fh:
+        res = json.load(fh)
+    out = ["| ranks | time | GEMM flops per rank (model) | bytes sent per rank (measured; model) | peak memory per rank |",
+           "|---|---|---|---|---|"]
+    for row in res["rows"]:
+        flops = row["model"]["gemm_flops_per_rank"]
+        sent = f"{row['bytes_sent_per_rank'] / 1e6:.1f} MB; {row['model']['bytes_per_rank'] / 1e6:.1f} MB"
+        out.append(f"| {row['procs']} | {row['seconds']:.1f} s | {flops / 1e12:.2f}·10¹² | "
+                   f"{sent if row['procs'] > 1 else '0'} | {row['peak_rss_mb_per_rank']:.0f} MB "
+                   f"({row['rss_before_mb_per_rank']:.0f} MB before the metric) |")
+    return "\n".join(out)
+
+
 def _replace(text: str, tag: str, body: str) -> str:
     a = text.index(f"<!-- {tag}:start -->") + len(f"<!-- {tag}:start -->")
     b = text.index(f"<!-- {tag}:end -->")
@@ -117,6 +132,8 @@ def main():
     text = _replace(text, "bench", table(load()))
     if "<!-- extract:start -->" in text:
         text = _replace(text, "extract", extract_table())
+    if "<!-- distributed:start -->" in text:
+        text = _replace(text, "distributed", distributed_table())
     with open(path + ".tmp", "w") as fh:
         fh.write(text)
     os.replace(path + ".tmp", path)

@@ -41,8 +41,8 @@ def _continuous_data():
     return inception_like_features(300, 64, seed=0), inception_like_features(260, 64, seed=1, shift=0.05)
 
 
-def _bounds(n, parts, empty_rank):
-    """Uneven cuts, one rank empty."""
+def _bounds(n, parts, empty_rank=None):
+    """Uneven cuts, one rank empty (or none with empty_rank=None)."""
     weights = np.array([0.0 if r == empty_rank else r + 1.0 for r in range(parts)])
     cuts = np.concatenate([[0], np.floor(np.cumsum(weights) / weights.sum() * n).astype(int)])
     cuts[-1] = n
@@ -71,12 +71,22 @@ def _worker(rank, size, folder, mode):
             out["dc"] = dict(gm.density_coverage(mine_r, mine_f, k=5, group="default"))
             out["radii"] = gm.knn_radii(mine_r, k=3, group="default")
             out["rows"] = (int(krc[rank]), int(krc[rank + 1]))
+            # every rank holds rows of both sets (uneven): every pair of ranks meets in the radius passes
+            frc, ffc = _bounds(len(kr), size), _bounds(len(kf), size)[::-1]
+            ffc = len(kf) - ffc  # the other way round: rank 0 holds the most fake rows
+            out["full"] = dict(gm.prdc(kr[frc[rank]:frc[rank + 1]], kf[ffc[rank]:ffc[rank + 1]], k=4, group="default"))
+            out["full_radii"] = gm.knn_radii(kf[ffc[rank]:ffc[rank + 1]], k=2, group="default")
+            out["full_rows"] = (int(ffc[rank]), int(ffc[rank + 1]))
             cr, cf = _continuous_data()
             crc, cfc = _bounds(len(cr), size, empty_rank=size - 1), _bounds(len(cf), size, empty_rank=0)
             out["continuous"] = dict(gm.prdc(cr[crc[rank]:crc[rank + 1]], cf[cfc[rank]:cfc[rank + 1]], k=5,
                                              group="default"))
             with open(os.path.join(folder, f"rank{rank}.pkl"), "wb") as fh:
                 pickle.dump(out, fh)
+            return
+        if mode == "all":
+            with open(os.path.join(folder, f"rank{rank}.pkl"), "wb") as fh:
+                pickle.dump(_every_metric(rank, size), fh)
             return
         try:
             st = gm.FeatureStats(6)
@@ -90,6 +100,127 @@ def _worker(rank, size, folder, mode):
             pickle.dump(out, fh)
     finally:
         dist.destroy_process_group()
+
+
+def _every_metric(rank, size):
+    """Every other metric with group= on this rank's shards (ties, duplicates across ranks, an empty rank)."""
+    import warnings
+
+    import torch
+
+    from ganmetrics.torchmetrics import FrechetDistance, KernelDistance, PrecisionRecallDensityCoverage
+
+    kr, kf = _knn_data()
+    empty = size > 2  # with 2 ranks, an empty rank would leave each set whole on one rank: no pair of ranks to meet
+    rc = _bounds(len(kr), size, empty_rank=size - 1 if empty else None)
+    fc = _bounds(len(kf), size, empty_rank=0 if empty else None)
+    r, f = kr[rc[rank]:rc[rank + 1]], kf[fc[rank]:fc[rank + 1]]
+    out = {"real_rows": (int(rc[rank]), int(rc[rank + 1])), "fake_rows": (int(fc[rank]), int(fc[rank + 1]))}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out["realism"] = gm.realism_score(r, f, k=3, group="default")
+    out["realism_warned"] = any("coincide" in str(w.message) for w in caught)
+    out["nn1"] = dict(gm.nn1_accuracy(r, f, group="default"))
+    out["memorization"] = dict(gm.memorization(r, f, group="default"))
+    out["kid"] = gm.kid(r, f, subsets=12, subset_size=25, group="default")
+    out["kid_full"] = gm.kid(r, f, subsets=None, group="default")
+    out["kid_f32"] = gm.kid(r, f, subsets=5, subset_size=30, precision="float32", group="default")
+    out["cmmd"] = gm.cmmd(r + 0.5, f + 0.5, group="default")
+    real, fake = _data()
+    drc, dfc = _bounds(len(real), size, empty_rank=0), _bounds(len(fake), size, empty_rank=size - 1)
+    dr, df = real[drc[rank]:drc[rank + 1]], fake[dfc[rank]:dfc[rank + 1]]
+    out["fid_many"] = gm.fid_many(dr, [df, df * 1.01, dr], group="default")
+    out["fid_infinity"] = gm.fid_infinity(dr, df, num_points=6, group="default").fids
+    out["bootstrap"] = gm.bootstrap(r, f, metrics=("fid", "precision", "recall", "density", "coverage"), n_boot=4,
+                                    k=3, group="default")
+    out["bootstrap_fake"] = gm.bootstrap(r, f, metrics=("fid", "coverage"), n_boot=3, resample="fake",
+                                         group="default")
+    # the torchmetrics classes: two updates per side on each rank (none on an empty rank), compute over the ranks
+    metrics = {"fd": FrechetDistance(num_features=5), "kd": KernelDistance(subsets=6, subset_size=20),
+               "prdc": PrecisionRecallDensityCoverage(k=3)}
+    for m in metrics.values():
+        for side, rows in ((True, r), (False, f)):
+            for part in np.array_split(rows, 2):
+                if len(part):
+                    m.update(torch.from_numpy(np.asarray(part, dtype=np.float64)), real=side)
+    out["tm"] = {"fd": float(metrics["fd"].compute()), "kd": tuple(float(v) for v in metrics["kd"].compute()),
+                 "prdc": {key: float(v) for key, v in metrics["prdc"].compute().items()}}
+    out["tm_local_rows"] = sum(len(t) for t in metrics["prdc"].real_features)  # no features were gathered
+    out["tm_memory"] = metrics["prdc"].compute_info["peak_memory"]
+    return out
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("size", [2, 3, 4])
+def test_every_other_metric_on_shards_equals_one_process(size, tmp_path):
+    """k-NN results identical to the last bit (ties, duplicates across ranks, empty ranks); kernel sums and
+    statistics to rounding (the ranks add their partial sums in another order than one process)."""
+    import warnings
+
+    from ganmetrics.torchmetrics import FrechetDistance, KernelDistance, PrecisionRecallDensityCoverage
+
+    mp.spawn(_worker, args=(size, str(tmp_path), "all"), nprocs=size, join=True)
+    real, fake = _knn_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        realism = gm.realism_score(real, fake, k=3)
+    nn1, mem = dict(gm.nn1_accuracy(real, fake)), gm.memorization(real, fake)
+    kid = gm.kid(real, fake, subsets=12, subset_size=25)
+    kid_full = gm.kid(real, fake, subsets=None)
+    kid_f32 = gm.kid(real, fake, subsets=5, subset_size=30, precision="float32")
+    kernel_scale = float(np.mean((real.astype(np.float64) @ real.T.astype(np.float64) / real.shape[1] + 1) ** 3))
+    cmmd = gm.cmmd(real + 0.5, fake + 0.5)
+    dreal, dfake = _data()
+    fid_many = gm.fid_many(dreal, [dfake, dfake * 1.01, dreal])
+    fid_inf = gm.fid_infinity(dreal, dfake, num_points=6).fids
+    boot = gm.bootstrap(real, fake, metrics=("fid", "precision", "recall", "density", "coverage"), n_boot=4, k=3)
+    boot_fake = gm.bootstrap(real, fake, metrics=("fid", "coverage"), n_boot=3, resample="fake")
+    tm = {"fd": FrechetDistance(num_features=5), "kd": KernelDistance(subsets=6, subset_size=20),
+          "prdc": PrecisionRecallDensityCoverage(k=3)}
+    import torch
+
+    for m in tm.values():
+        m.update(torch.from_numpy(real.astype(np.float64)), real=True)
+        m.update(torch.from_numpy(fake.astype(np.float64)), real=False)
+    tm_kd = tuple(float(v) for v in tm["kd"].compute())
+    tm_prdc = {key: float(v) for key, v in tm["prdc"].compute().items()}
+    tm_fd = float(tm["fd"].compute())
+    for rank in range(size):
+        with open(tmp_path / f"rank{rank}.pkl", "rb") as fh:
+            got = pickle.load(fh)
+        ra, rb = got["real_rows"]
+        fa, fb = got["fake_rows"]
+        np.testing.assert_array_equal(got["realism"], realism[fa:fb])
+        assert got["realism_warned"] == bool(np.isinf(realism).any())  # every rank warns (a global count)
+        assert got["nn1"] == nn1
+        m = got["memorization"]
+        assert m["fraction"] == mem.fraction
+        np.testing.assert_array_equal(m["indices"], mem.indices)
+        np.testing.assert_array_equal(m["flagged"], mem.flagged[fa:fb])
+        np.testing.assert_array_equal(m["nearest_train"], mem.nearest_train[fa:fb])
+        np.testing.assert_array_equal(m["nearest_distance"], mem.nearest_distance[fa:fb])
+        np.testing.assert_allclose(got["kid"].values, kid.values, rtol=0, atol=1e-13 * kernel_scale)
+        assert (got["kid"].subsets, got["kid"].subset_size) == (12, 25)
+        assert got["kid_full"].mean == pytest.approx(kid_full.mean, rel=0, abs=1e-13 * kernel_scale)
+        np.testing.assert_allclose(got["kid_f32"].values, kid_f32.values, rtol=0, atol=1e-12 * kernel_scale)
+        assert got["cmmd"] == pytest.approx(cmmd, rel=0, abs=1e-12 * 1000)
+        np.testing.assert_allclose(got["fid_many"], fid_many, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(got["fid_infinity"], fid_inf, rtol=1e-11)
+        for name, ours, theirs in (("both", got["bootstrap"], boot), ("fake", got["bootstrap_fake"], boot_fake)):
+            assert ours.keys() == theirs.keys(), name
+            for metric in ours:
+                for field in ("value", "low", "high", "std", "bias"):
+                    a, b = getattr(ours[metric], field), getattr(theirs[metric], field)
+                    if metric == "fid":
+                        assert a == pytest.approx(b, rel=1e-10, abs=1e-12), (name, metric, field)
+                    else:
+                        assert a == b, (name, metric, field)
+        assert got["tm"]["fd"] == pytest.approx(tm_fd, rel=1e-12)
+        assert got["tm"]["kd"] == pytest.approx(tm_kd, rel=0, abs=1e-13 * kernel_scale)
+        assert got["tm"]["prdc"] == tm_prdc
+        assert got["tm_local_rows"] == rb - ra
+        assert [entry["rank"] for entry in got["tm_memory"]] == list(range(size))
+        assert all(entry["peak_rss_bytes"] > 0 for entry in got["tm_memory"])
 
 
 @pytest.mark.timeout(240)
@@ -124,6 +255,9 @@ def test_prdc_on_a_ring_equals_one_process(size, tmp_path):
         assert got["dc"] == dict(gm.density_coverage(real, fake, k=5))
         a, b = got["rows"]
         np.testing.assert_array_equal(got["radii"], gm.knn_radii(real, k=3)[a:b])
+        assert got["full"] == dict(gm.prdc(real, fake, k=4))
+        a, b = got["full_rows"]
+        np.testing.assert_array_equal(got["full_radii"], gm.knn_radii(fake, k=2)[a:b])
 
 
 @pytest.mark.timeout(240)
@@ -142,3 +276,77 @@ def test_group_needs_an_initialised_process_group():
         pytest.skip("a process group is initialised in this process")
     with pytest.raises(ValueError, match="init_process_group"):
         gm.fid(np.zeros((3, 2)), np.ones((3, 2)), group="default")
+
+
+def _torchrun(argv, nproc, cwd):
+    """``torchrun --standalone --nproc_per_node=nproc -m ganmetrics ARGV`` (loopback), one thread per rank."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "ganmetrics", *argv]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=200, cwd=cwd, env=env)
+
+
+def _cli_json(argv, capsys):
+    import json
+
+    from ganmetrics.cli import main
+
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.timeout(600)
+def test_torchrun_splits_feature_files_and_image_folders_between_ranks(tmp_path, capsys):
+    """`torchrun -m ganmetrics fid|kid|prdc|stats` gives what one process gives; rank 0 alone prints and writes;
+    a share that fails makes every rank stop with one error line."""
+    import json
+
+    from PIL import Image
+
+    from ganmetrics.datasets import inception_like_features
+
+    np.save(tmp_path / "real.npy", inception_like_features(203, 16, seed=0).astype(np.float32))
+    np.save(tmp_path / "fake.npy", inception_like_features(151, 16, seed=1, shift=0.1).astype(np.float32))
+    rng = np.random.default_rng(0)
+    for name, n in (("real_images", 13), ("fake_images", 3)):  # 3 fake images on 4 ranks: one rank has none
+        (tmp_path / name).mkdir()
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)).save(tmp_path / name / f"{i:02d}.png")
+    for argv, nproc in ((["fid", "real.npy", "fake.npy"], 3), (["prdc", "real.npy", "fake.npy", "--k", "3"], 3),
+                        (["kid", "real.npy", "fake.npy", "--subsets", "7", "--subset-size", "50"], 2)):
+        run = _torchrun([*argv, "--json", "--quiet"], nproc, tmp_path)
+        assert run.returncode == 0, run.stderr
+        got = json.loads(run.stdout)  # one JSON document: only rank 0 printed
+        want = _cli_json([*[str(tmp_path / a) if a.endswith(".npy") else a for a in argv], "--json", "--quiet"], capsys)
+        got.pop("seconds"), want.pop("seconds")
+        if argv[0] == "prdc":
+            assert got == want
+        else:
+            assert got.keys() == want.keys()
+            for key in want:
+                assert got[key] == pytest.approx(want[key], rel=1e-10), key
+    images = ["fid", "real_images", "fake_images", "--extractor", "digits", "--workers", "0", "--cache-dir", "cache",
+              "--json", "--quiet"]
+    run = _torchrun(images, 4, tmp_path)
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)
+    want = _cli_json([str(tmp_path / a) if a.endswith(("_images", "cache")) else a for a in images], capsys)
+    assert (got["images_real"], got["images_fake"], got["n_real"], got["n_fake"]) == (13, 3, 13, 3)
+    # the network's float32 features depend on batch composition and thread count (~1e-7 relative): the ranks
+    # run other batches than one process, so the FID agrees to float32 feature noise, not to 1e-12
+    assert got["fid"] == pytest.approx(want["fid"], rel=1e-5)
+    run = _torchrun(["stats", "real_images", "-o", "stats.npz", "--extractor", "digits", "--workers", "0", "--no-cache",
+                     "--json", "--quiet"], 3, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["images_input"] == 13
+    one = gm.FeatureStats.load(tmp_path / "stats.npz")
+    assert one.n == 13 and one.feature_extractor == want["extractor"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("stats")) == ["stats.npz"]
+    (tmp_path / "real_images" / "12.png").write_bytes(b"not a png")  # in the last rank's share
+    run = _torchrun(images, 2, tmp_path)
+    assert run.returncode != 0
+    errors = [line for line in run.stderr.splitlines() if line.startswith("ganmetrics: error:")]
+    assert len(errors) == 1 and "failed on rank 1 of 2" in errors[0] and "12.png" in errors[0], run.stderr

@@ -181,3 +181,57 @@ def test_knn_kid_cmmd_on_half_precision(dtype):
                                                                   rel=1e-12)
     assert gm.cmmd(real, fake) == pytest.approx(gm.cmmd(real_exact, fake_exact), rel=1e-12)
     np.testing.assert_allclose(gm.knn_radii(real, k=3) ** 2, kth_radius2(real_exact, 3), rtol=1e-13, atol=0)
+
+
+def _nearest(d2: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k smallest of each row by (value, index), from a float64 brute-force matrix."""
+    order = np.lexsort((np.broadcast_to(np.arange(d2.shape[1]), d2.shape), d2), axis=1)[:, :k]
+    return np.take_along_axis(d2, order, 1), order
+
+
+BOTH_CASES = [  # (name, points, rows of x (the rest are y), k, k_y, forced tiles)
+    ("d=512 near-tied neighbours", lambda: near_tie_neighbours(512), 90, 3, 4, None),
+    ("integer grid + 1e4, ties", lambda: integer_grid(6, n=230), 117, 5, 2, None),
+    ("d=1 with duplicates", lambda: np.repeat(np.random.default_rng(5).standard_normal((60, 1)), 3, 0).astype(np.float32),
+     100, 4, 7, None),
+    ("small tiles, n not a multiple", lambda: near_radius_sets(64, n=97)[0], 50, 3, 3, (13, 11)),
+    ("k_y = every row of x", lambda: integer_grid(3, n=40), 20, 2, 20, (7, 5)),
+]
+
+
+@pytest.mark.parametrize("name, build, cut, k, k_y, tiles", BOTH_CASES, ids=[c[0] for c in BOTH_CASES])
+def test_knn_both_directions_equals_brute_force(name, build, cut, k, k_y, tiles):
+    """One pass of the engine gives each row of x its k nearest rows of y and each row of y its k_y nearest rows
+    of x (what the ring's radius passes use), both equal to a float64 brute force, ties by index."""
+    from ganmetrics._arrays import as_features
+    from ganmetrics.metrics.knn import _HostEngine
+
+    pts = build()
+    x, y = as_features(pts[:cut], "x"), as_features(pts[cut:], "y")
+    center = np.concatenate([x.array, y.array]).astype(np.float64).mean(0)
+    with forced_tiles(*(tiles or (0, 0))):
+        v, i, vy, iy, evaluated = _HostEngine().knn_both(x, y, k, k_y, center)
+        plain = _HostEngine().knn(y, x, k_y, center)
+    d2 = sqdist(x.array, y.array)
+    want_v, want_i = _nearest(d2, k)
+    want_vy, want_iy = _nearest(d2.T, k_y)
+    np.testing.assert_array_equal(i, want_i)
+    np.testing.assert_array_equal(iy, want_iy)
+    np.testing.assert_allclose(v, want_v, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(vy, want_vy, rtol=1e-14, atol=0)
+    np.testing.assert_array_equal(vy, plain[0])  # the same float64 values as a pass from y's side
+    np.testing.assert_array_equal(iy, plain[1])
+    assert evaluated > 0
+
+
+def test_knn_both_directions_refuses_what_it_cannot_do():
+    from ganmetrics._native import _core
+
+    x = np.random.default_rng(0).standard_normal((10, 3)).astype(np.float32)
+    from ganmetrics._arrays import as_features
+
+    f = as_features(x, "x")
+    with pytest.raises(ValueError, match="k_y = 11"):
+        _core.knn(f.array, f.code, f.array[:5], f.code, False, None, 2, k_y=11)
+    with pytest.raises(ValueError, match="no weights"):
+        _core.knn(f.array, f.code, f.array[:5], f.code, False, None, 2, np.ones(5), k_y=2)

@@ -128,7 +128,7 @@ PYBIND11_MODULE(_core, m) {
       "knn",
       [](const py::array& x, int xcode, const py::array& y, int ycode, bool self, const OptF64& center, int64_t k,
          const OptF64& col_weight, int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols,
-         OptCounter progress) {
+         OptCounter progress, int64_t k_y) -> py::tuple {
         gm::KnnParams p;
         p.x = make_view(x, xcode, "x");
         p.y = self ? p.x : make_view(y, ycode, "y");
@@ -138,19 +138,29 @@ PYBIND11_MODULE(_core, m) {
         p.col_weight = opt_vector(col_weight, p.y.rows, "col_weight");
         p.tiles = tiles_from(workspace_bytes, max_tile_rows, max_tile_cols, counter_ptr(progress));
         if (k < 1) throw std::invalid_argument("k must be >= 1");
+        if (k_y < 0) throw std::invalid_argument("k_y must be >= 0");
         py::array_t<double> values({p.x.rows, k});
         py::array_t<int64_t> index({p.x.rows, k});
         p.out_value = values.mutable_data();
         p.out_index = index.mutable_data();
+        py::array_t<double> y_values({k_y ? p.y.rows : 0, k_y});
+        py::array_t<int64_t> y_index({k_y ? p.y.rows : 0, k_y});
+        if (k_y) {  // both sides: the k_y nearest rows of x of every row of y, from the same tiles
+          p.k_y = k_y;
+          p.out_y_value = y_values.mutable_data();
+          p.out_y_index = y_index.mutable_data();
+        }
         {
           py::gil_scoped_release nogil;
           gm::knn(p);
         }
+        if (k_y) return py::make_tuple(values, index, p.rechecked, y_values, y_index);
         return py::make_tuple(values, index, p.rechecked);
       },
       py::arg("x"), py::arg("xcode"), py::arg("y"), py::arg("ycode"), py::arg("self"), py::arg("center"),
       py::arg("k"), py::arg("col_weight") = py::none(), py::arg("workspace_bytes") = int64_t(256) << 20,
-      py::arg("max_tile_rows") = 0, py::arg("max_tile_cols") = 0, py::arg("progress") = py::none());
+      py::arg("max_tile_rows") = 0, py::arg("max_tile_cols") = 0, py::arg("progress") = py::none(),
+      py::arg("k_y") = 0);
 
   m.def(
       "cross",

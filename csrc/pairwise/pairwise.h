@@ -24,6 +24,8 @@ struct TileConfig {
 
 // k smallest f(q, c) * w_c per row q of x over the rows c of y, sorted by (value, index).
 // self: y is x, and the row itself is excluded by index (the pass then computes each pair once).
+// Both sides (x is not y, no weights, out_y_value set): from the same tiles also the k_y smallest f(r, q) per
+// row r of y over the rows q of x -- each pair computed once for the two directions.
 struct KnnParams {
   MatView x, y;
   bool self = false;
@@ -32,6 +34,9 @@ struct KnnParams {
   const double* col_weight = nullptr;  // optional [m]: minimise f * w_c; columns with w_c <= 0 are skipped
   double* out_value = nullptr;         // [n*k] exact float64 (weighted) squared distances
   int64_t* out_index = nullptr;        // [n*k] column indices (-1 if fewer than k columns qualify)
+  int64_t k_y = 0;                     // both sides: neighbours per row of y
+  double* out_y_value = nullptr;       // both sides: [m*k_y] exact float64 squared distances
+  int64_t* out_y_index = nullptr;      // both sides: [m*k_y] row indices of x
   TileConfig tiles;
   int64_t rechecked = 0;               // out: pairs recomputed in float64
 };

@@ -250,6 +250,12 @@ void knn(KnnParams& p) {
     GM_REQUIRE(k <= m, "k = " + std::to_string(k) + " exceeds the number of reference samples (" +
                            std::to_string(m) + ")");
   }
+  const bool both = p.out_y_value != nullptr;
+  if (both) {
+    GM_REQUIRE(!p.self && !p.col_weight && p.out_y_index, "both sides need two sets, no weights and both outputs");
+    GM_REQUIRE(p.k_y >= 1 && p.k_y <= n, "k_y = " + std::to_string(p.k_y) + " must be in [1, " + std::to_string(n) +
+                                             "] (the rows of x)");
+  }
   const int nt = num_threads();
   const Scaling sc = scaling_for(p.x, p.self ? nullptr : &p.y, p.center, nt);
   const Bound bound(d, sc.unscale);
@@ -262,6 +268,7 @@ void knn(KnnParams& p) {
     tr = tc = std::min({tr, tc, target});
   }
   std::vector<TopK> acc(static_cast<size_t>(n), TopK(k));
+  std::vector<TopK> acc_y(static_cast<size_t>(both ? m : 0), TopK(both ? p.k_y : 1));
   std::vector<float> S(static_cast<size_t>(tr * tc));
   Block bx, by;
   const double* w = p.col_weight;
@@ -301,7 +308,12 @@ void knn(KnnParams& p) {
             }
           }
         }
-        if (p.self && !diag) {  // the transposed half: rows of block j meet the rows of block i
+        if ((p.self && !diag) || both) {  // the transposed half: rows of block j meet the rows of block i
+          // self: into the same accumulators (rows of y are rows of x); both sides: into those of y's rows
+          std::vector<TopK>& tacc = both ? acc_y : acc;
+          const MatView& trow = both ? p.y : p.x;
+          const MatView& tcol = both ? p.x : p.y;
+          const int64_t tk = both ? p.k_y : k;
           const int64_t chunks = (cols + kColChunk - 1) / kColChunk;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
           for (int64_t ch = 0; ch < chunks; ++ch) {
@@ -317,9 +329,9 @@ void knn(KnnParams& p) {
                 const double nr = yb.norm[c];
                 const double val = nq + nr - 2.0 * sc.unscale * double(srow[c]);
                 const double e = bound(nq, nr);
-                const int64_t r = j0 + c;  // row r of the self pass meets column gq
-                acc[r].offer((val - e) * wq, (val + e) * wq, gq, k, [&](int64_t col) {
-                  return exact_sqdist(p.x, r, p.y, col, bq.data(), br.data()) * (w ? w[col] : 1.0);
+                const int64_t r = j0 + c;  // row r of y (of x in the self pass) meets row gq of x
+                tacc[r].offer((val - e) * wq, (val + e) * wq, gq, tk, [&](int64_t col) {
+                  return exact_sqdist(trow, r, tcol, col, bq.data(), br.data()) * (w ? w[col] : 1.0);
                 });
               }
             }
@@ -336,6 +348,13 @@ void knn(KnnParams& p) {
     for (int64_t q = 0; q < n; ++q) {
       auto exact = [&](int64_t c) { return exact_sqdist(p.x, q, p.y, c, bq.data(), br.data()) * (w ? w[c] : 1.0); };
       evaluated += finalize(acc[q], k, exact, p.out_value + q * k, p.out_index + q * k);
+    }
+    if (both) {
+#pragma omp for schedule(dynamic, 64)
+      for (int64_t r = 0; r < m; ++r) {
+        auto exact = [&](int64_t c) { return exact_sqdist(p.y, r, p.x, c, bq.data(), br.data()); };
+        evaluated += finalize(acc_y[r], p.k_y, exact, p.out_y_value + r * p.k_y, p.out_y_index + r * p.k_y);
+      }
     }
   }
   p.rechecked = evaluated;

@@ -36,8 +36,8 @@ def symmetry_report(matrix: F64) -> tuple[float, float, int, int]: ...
 def knn(
     x: np.ndarray, xcode: int, y: np.ndarray, ycode: int, self: bool, center: F64 | None, k: int,
     col_weight: F64 | None = ..., workspace_bytes: int = ..., max_tile_rows: int = ..., max_tile_cols: int = ...,
-    progress: npt.NDArray[np.int64] | None = ...,
-) -> tuple[F64, npt.NDArray[np.int64], int]: ...
+    progress: npt.NDArray[np.int64] | None = ..., k_y: int = ...,
+) -> tuple[F64, npt.NDArray[np.int64], int] | tuple[F64, npt.NDArray[np.int64], int, F64, npt.NDArray[np.int64]]: ...
 def cross(
     x: np.ndarray, xcode: int, y: np.ndarray, ycode: int, center: F64 | None, col_radius2: F64 | None = ...,
     row_radius2: F64 | None = ..., col_min: bool = ..., row_min: bool = ..., strict: bool = ...,

@@ -16,6 +16,11 @@ Inputs are .npy/.npz feature files, or images (a folder, a .zip, an image .npz o
 turned into features first (``--extractor``, ``--resize``, ``--weights``, ``--device``, ...); ``fid`` also
 takes statistics .npz files (``mu``, ``sigma``).
 Bad input prints one line ``ganmetrics: error: ...`` and exits with status 2.
+
+Under ``torchrun --nproc_per_node=N -m ganmetrics fid|kid|prdc|stats ...`` the ranks split every input
+(the images of a folder/zip/array, or the rows of a feature file) into contiguous shares, each rank extracts
+and holds its share only (on ``cuda:LOCAL_RANK`` with ``--device cuda``), the metric runs over the shards
+(:mod:`ganmetrics.distributed`, gloo), and rank 0 prints the result and writes any output file.
 """
 
 from __future__ import annotations
@@ -48,43 +53,121 @@ def _check_image_options(args, used: bool) -> None:
 
 
 def _side(args, path: str, label: str, want: str, out: dict):
-    """An input as the metric takes it: image inputs become features ("features") or statistics ("stats")."""
+    """An input as the metric takes it: image inputs become features ("features") or statistics ("stats").
+    Under torchrun: this rank's share (rows of a feature file; images of an image input, whose features or
+    statistics are None when the share is empty)."""
     from ganmetrics.images import is_image_input
 
+    group = getattr(args, "_group", None)
     if not is_image_input(path):
-        return path
+        return path if group is None else _feature_share(path, label, args)
     from ganmetrics.extraction import run_input
 
+    device = args.device
+    if group is not None and device == "cuda":
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     # the extractor is built by the first image input and reused by the second
     res, ext = run_input(path, label, getattr(args, "_built_extractor", None) or args.extractor, resize=args.resize,
-                         weights=args.weights, device=args.device, recursive=args.recursive,
+                         weights=args.weights, device=device, recursive=args.recursive,
                          batch_size=args.batch_size or 64, workers=args.workers, keep_features=want == "features",
                          cache=not args.no_cache, cache_dir=args.cache_dir, skip_bad=args.skip_bad,
-                         progress=_progress(args))
+                         progress=_progress(args), shard=None if group is None else (args._rank, args._world))
     args._built_extractor = ext
     out["extractor"] = ext.name
     out[f"images_{label.lower()}"] = res.n
     if res.skipped:
         out[f"skipped_{label.lower()}"] = len(res.skipped)
+    if res.stats is None:  # an empty share: its width is settled with the other ranks (_settle_empty)
+        return None
     return res.stats if want == "stats" else res.features
 
 
+def _feature_share(path: str, label: str, args):
+    """This rank's contiguous share of the rows of a feature file (memory-mapped .npy: only those rows are read);
+    a statistics .npz is whole on every rank (it is used as it is, not merged)."""
+    from ganmetrics._arrays import as_features
+    from ganmetrics.metrics.frechet import _looks_like_statistics
+
+    if str(path).endswith(".npz") and _looks_like_statistics(path, label):
+        from ganmetrics.stats import FeatureStats
+
+        args._whole.add(label)
+        return FeatureStats.load(path, name=label)
+    f = as_features(path, label, min_rows=0)
+    a, b = f.n * args._rank // args._world, f.n * (args._rank + 1) // args._world
+    return f.array[a:b]
+
+
 def _sides(args, want: str) -> tuple[object, object, dict]:
-    info: dict = {}
-    real = _side(args, args.real, "REAL", want, info)
-    fake = _side(args, args.fake, "FAKE", want, info)
-    _check_image_options(args, bool(info))
-    return real, fake, info
+    group = getattr(args, "_group", None)
+
+    def local():
+        info: dict = {}
+        real = _side(args, args.real, "REAL", want, info)
+        fake = _side(args, args.fake, "FAKE", want, info)
+        _check_image_options(args, bool(info))
+        return real, fake, info
+
+    if group is None:
+        return local()
+    from ganmetrics.distributed import guarded
+
+    real, fake, info = guarded(group, local, args.command)
+    return _settle_empty(real, group), _settle_empty(fake, group), _sum_counts(info, group)
+
+
+def _settle_empty(x, group):
+    """An empty image share (None) as 0 rows (or empty statistics) of the width the other ranks found."""
+    import numpy as np
+
+    from ganmetrics.distributed import gather
+    from ganmetrics.stats import FeatureStats
+
+    mine = None if x is None else (x.dim if isinstance(x, FeatureStats) else x.shape[1], isinstance(x, FeatureStats))
+    found = [m for m in gather(mine, group) if m is not None]  # every rank gathers, empty or not
+    if x is not None or not found:
+        return x
+    dim, is_stats = found[0]
+    return FeatureStats(dim) if is_stats else np.zeros((0, dim), dtype=np.float32)
+
+
+def _sum_counts(info: dict, group) -> dict:
+    """Image counts (read, skipped) summed over the ranks."""
+    from ganmetrics.distributed import gather
+
+    counted = ("images_", "skipped_")
+    out = {key: value for key, value in info.items() if not key.startswith(counted)}
+    for other in gather(info, group):
+        for key, value in other.items():
+            if key.startswith(counted):
+                out[key] = out.get(key, 0) + value
+    return out
+
+
+def _merged_stats(x, label: str, args):
+    """Statistics of an input: under torchrun, this rank's share merged over every rank (a statistics file is
+    already whole and is used as it is)."""
+    from ganmetrics.metrics.frechet import _as_stats
+    from ganmetrics.stats import FeatureStats
+
+    group = getattr(args, "_group", None)
+    if group is None:
+        return _as_stats(x, label, progress=_progress(args))
+    if label in args._whole:  # every rank read the same statistics file
+        return x
+    from ganmetrics.distributed import all_reduce_stats, guarded
+
+    st = guarded(group, lambda: x if isinstance(x, FeatureStats) else FeatureStats.from_features(x), label)
+    return all_reduce_stats(st, group)
 
 
 def _cmd_fid(args) -> dict:
     import ganmetrics as gm
-    from ganmetrics.metrics.frechet import _as_stats
 
     t0 = time.perf_counter()
     real, fake, info = _sides(args, "stats")
-    real = _as_stats(real, "REAL", progress=_progress(args))
-    fake = _as_stats(fake, "FAKE", progress=_progress(args))
+    real = _merged_stats(real, "REAL", args)
+    fake = _merged_stats(fake, "FAKE", args)
     value = gm.fid(real, fake, force=args.force)
     return {"fid": value, "n_real": real.n, "n_fake": fake.n, "dim": real.dim, **info,
             "seconds": time.perf_counter() - t0}
@@ -95,7 +178,8 @@ def _cmd_kid(args) -> dict:
 
     t0 = time.perf_counter()
     real, fake, info = _sides(args, "features")
-    res = gm.kid(real, fake, subsets=args.subsets, subset_size=args.subset_size, progress=_progress(args))
+    res = gm.kid(real, fake, subsets=args.subsets, subset_size=args.subset_size, progress=_progress(args),
+                 group=getattr(args, "_group", None))
     return {"kid": res.mean, "kid_std": res.std, **info, "seconds": time.perf_counter() - t0}
 
 
@@ -108,17 +192,33 @@ def _cmd_stats(args) -> dict:
     if os.path.isdir(args.output):
         raise ValueError(f"--output {args.output} is a folder; give a file name such as stats.npz")
     t0 = time.perf_counter()
-    info: dict = {}
-    stats = _side(args, args.features, "INPUT", "stats", info)
-    _check_image_options(args, bool(info))
-    if info:
-        if args.feature_extractor is not None:
-            raise ValueError("--feature-extractor names the network of a feature file; image inputs record the "
-                             "extractor that read them")
+    group = getattr(args, "_group", None)
+
+    def local():
+        info: dict = {}
+        stats = _side(args, args.features, "INPUT", "stats", info)
+        _check_image_options(args, bool(info))
+        if info:
+            if args.feature_extractor is not None:
+                raise ValueError("--feature-extractor names the network of a feature file; image inputs record the "
+                                 "extractor that read them")
+        elif group is not None and len(stats) == 0:  # more ranks than rows: settled with the others below
+            stats = None
+        else:
+            stats = FeatureStats.from_features(stats, feature_extractor=args.feature_extractor,
+                                               progress=_progress(args))
+        return stats, info
+
+    if group is None:
+        stats, info = local()
     else:
-        stats = FeatureStats.from_features(args.features, feature_extractor=args.feature_extractor,
-                                           progress=_progress(args))
-    stats.save(args.output)
+        from ganmetrics.distributed import all_reduce_stats, guarded
+
+        stats, info = guarded(group, local, "stats")
+        stats = all_reduce_stats(_settle_empty(stats, group), group)
+        info = _sum_counts(info, group)
+    if getattr(args, "_rank", 0) == 0:  # under torchrun rank 0 writes
+        stats.save(args.output)
     return {"output": args.output, "n": stats.n, "dim": stats.dim, **info, "seconds": time.perf_counter() - t0}
 
 
@@ -127,7 +227,7 @@ def _cmd_prdc(args) -> dict:
 
     t0 = time.perf_counter()
     real, fake, info = _sides(args, "features")
-    res = gm.prdc(real, fake, k=args.k, progress=_progress(args))
+    res = gm.prdc(real, fake, k=args.k, progress=_progress(args), group=getattr(args, "_group", None))
     out = {key: float(res[key]) for key in ("precision", "recall", "density", "coverage")}
     out.update({"k": args.k, **info, "seconds": time.perf_counter() - t0})
     return out
@@ -481,27 +581,83 @@ def _cli_words(message: str) -> str:
     return message
 
 
+SHARDED_COMMANDS = ("fid", "kid", "prdc", "stats")
+
+
+def _launched_ranks() -> tuple[int, int]:
+    """(rank, world size) when started by torchrun (or any launcher that sets RANK and WORLD_SIZE), else (0, 1)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+    except ValueError:
+        raise ValueError("RANK and WORLD_SIZE must be integers (they are set by torchrun)") from None
+    return (rank, world) if world > 1 else (0, 1)
+
+
+def _join_group(args) -> None:
+    """Under torchrun: join the process group (gloo over TCP, from torchrun's MASTER_ADDR / MASTER_PORT); every
+    input is then split between the ranks (see the module doc)."""
+    args._group, args._rank, args._world, args._whole = None, 0, 1, set()
+    rank, world = _launched_ranks()
+    if world == 1:
+        return
+    if args.command not in SHARDED_COMMANDS:
+        raise ValueError(f"under torchrun (WORLD_SIZE={world}) the commands that split their inputs between the ranks "
+                         f"are {', '.join(SHARDED_COMMANDS)}; run {args.command!r} as one process")
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", rank=rank, world_size=world)
+    args._group, args._rank, args._world = dist.group.WORLD, rank, world
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args._rank = 0
     try:
         _check_files(args)
+        _join_group(args)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = args.func(args)
-        for message in dict.fromkeys(str(w.message) for w in caught):  # each distinct warning once
-            print(f"ganmetrics: warning: {_cli_words(message)}", file=sys.stderr)
+        if args._rank == 0:
+            for message in dict.fromkeys(str(w.message) for w in caught):  # each distinct warning once
+                print(f"ganmetrics: warning: {_cli_words(message)}", file=sys.stderr)
     except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"ganmetrics: error: {_cli_words(str(exc))}", file=sys.stderr)
+        _error(args, _cli_words(str(exc)))
         return 2
     except MemoryError as exc:
-        print(f"ganmetrics: error: out of memory: {exc}", file=sys.stderr)
+        _error(args, f"out of memory: {exc}")
         return 2
     except OSError as exc:  # unwritable folder, full disk, a file that vanished: one line, not a traceback
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-        print(f"ganmetrics: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        _error(args, f"{exc.strerror or exc}{where}")
         return 2
-    _print(result, args.json, args.command)
+    finally:
+        if getattr(args, "_group", None) is not None:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    if args._rank == 0:
+        _print(result, args.json, args.command)
     return 0
+
+
+def _error(args, message: str) -> None:
+    """One line on stderr. Under torchrun every rank raises the same error for bad arguments and files (checked on
+    every rank before the group forms) and for a share that fails (every rank reports the first failing rank's
+    error): rank 0 prints those; any other error of a rank is printed by that rank, naming it."""
+    from ganmetrics.distributed import ShardError
+
+    try:
+        rank, world = _launched_ranks()
+    except ValueError:
+        rank, world = 0, 1
+    if world > 1 and rank != 0:
+        if getattr(args, "_group", None) is None or isinstance(sys.exc_info()[1], ShardError):
+            return
+        message = f"(rank {rank} of {world}) {message}"
+    print(f"ganmetrics: error: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

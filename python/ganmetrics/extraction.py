@@ -54,7 +54,7 @@ def default_workers() -> int:
 class Extracted:
     """What one extraction produced: ``stats`` always; ``features`` (n, d) float32 and ``logits`` when kept."""
 
-    stats: FeatureStats
+    stats: FeatureStats | None  # None only for an empty shard (run_input with shard=)
     features: np.ndarray | None
     logits: np.ndarray | None
     n: int
@@ -302,14 +302,21 @@ def extract(images: Any, *, extractor: Any = None, resize: str | None = None, we
 
 def run_input(x: Any, name: str, extractor: Any = None, *, resize: str | None = None, weights: Any = None,
               device: str | None = None, extractor_name: str | None = None, recursive: bool = False,
-              **run_kw: Any) -> tuple[Extracted, Any]:
+              shard: tuple[int, int] | None = None, **run_kw: Any) -> tuple[Extracted, Any]:
     """:func:`run` on any image input (see :func:`ganmetrics.images.as_source`) with the extractor that
     ``extractor`` and the keywords name (an extractor built before is used as is). The input is checked
-    first, so that a folder without images fails before any weights load. Returns the result and the
-    extractor, for the next input to reuse."""
+    first, so that a folder without images fails before any weights load. ``shard=(rank, world)`` reads only
+    that rank's contiguous share of the images (an empty share gives ``stats=None``, n = 0). Returns the result
+    and the extractor, for the next input to reuse."""
     from ganmetrics.extractors import get_extractor
 
     src = _img.as_source(x, name, recursive=recursive)
+    if shard is not None:
+        if not isinstance(src, _img.ImageSource):
+            raise ValueError(f"{name}: only files, folders and arrays of images can be split between ranks")
+        src = _img.ShardSource.of_rank(src, *shard)
     ext = get_extractor(extractor, resize=resize, weights=weights, device=device, extractor_name=extractor_name)
     src.channels = ext.channels
+    if shard is not None and len(src) == 0:  # more ranks than images: this rank has none
+        return Extracted(None, None, None, 0), ext
     return run(src, ext, name=name, **run_kw), ext

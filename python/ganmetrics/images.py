@@ -252,6 +252,41 @@ class ArraySource(ImageSource):
         return f"{self.name} ({len(self)} images, {self.layout}, {self.array.dtype})"
 
 
+class ShardSource(ImageSource):
+    """Images ``start`` to ``stop`` of another source: one rank's share when ranks split an input
+    (:meth:`of_rank`: contiguous, every image in exactly one shard)."""
+
+    def __init__(self, source: ImageSource, start: int, stop: int):
+        self.source, self.start, self.stop = source, int(start), int(stop)
+        self.name = source.name
+
+    @classmethod
+    def of_rank(cls, source: ImageSource, rank: int, world: int) -> "ShardSource":
+        n = len(source)
+        return cls(source, n * rank // world, n * (rank + 1) // world)
+
+    @property
+    def channels(self) -> int:  # type: ignore[override]
+        return self.source.channels
+
+    @channels.setter
+    def channels(self, value: int) -> None:
+        self.source.channels = value
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def load(self, i: int) -> np.ndarray:
+        return self.source.load(self.start + i)
+
+    def fingerprint(self) -> str | None:
+        base = self.source.fingerprint()
+        return None if base is None else f"{base}\0shard {self.start}:{self.stop}"
+
+    def describe(self) -> str:
+        return f"{self.source.describe()}, images {self.start} to {self.stop - 1}"
+
+
 class DatasetSource(ImageSource):
     def __init__(self, dataset: Any, name: str):
         self.dataset = dataset

@@ -1,13 +1,20 @@
 """torchmetrics ``Metric`` classes on features: FID, KID and PRDC with ganmetrics' exact kernels.
 
 Importable when torchmetrics is installed. Each class takes feature vectors in ``update(features,
-real=True/False)``; ``compute()`` gathers the states of all processes (torchmetrics' distributed
-sync) and gives the same answer as one process on the concatenated data:
+real=True/False)``; in a torch.distributed run ``compute()`` gives every process the same answer as one
+process on the concatenated data, without gathering the features (torchmetrics' own sync would copy every
+process's features to every process): each process keeps its own states and ``compute()`` runs the
+sharded paths of :mod:`ganmetrics.distributed` over the metric's ``process_group`` (default: the world):
 
-- :class:`FrechetDistance` keeps float64 sufficient statistics per side (n, mean, M2) and merges
-  the processes' states with Chan's formula (exact, unlike summing raw second moments);
-- :class:`KernelDistance` and :class:`PrecisionRecallDensityCoverage` keep the features (the k-NN
-  and subset computations need them) and concatenate them across processes.
+- :class:`FrechetDistance` keeps float64 sufficient statistics per side (n, mean, M2), merged over the
+  processes with Chan's formula (exact, unlike summing raw second moments);
+- :class:`KernelDistance` keeps the features; KID subsets are drawn on indices into the concatenated
+  sets and kernel sums are computed where the rows live;
+- :class:`PrecisionRecallDensityCoverage` keeps the features; the k-NN passes run on a ring of the
+  processes (blocks travel, decisions identical to one process).
+
+``sync_on_compute=False`` computes on the process's own data only. After ``compute()``,
+``compute_info["peak_memory"]`` lists every process's peak resident memory (and peak CUDA allocation).
 
 ``reset_real_features=False`` keeps the real side across ``reset()``, for evaluating many
 checkpoints against one real set.
@@ -59,6 +66,8 @@ class _KeepReal(Metric):
         self.normalize = normalize
         self._extractor_args = (extractor, resize, weights)
         self._extractor = None
+        self._compute_group = None
+        self.compute_info: dict = {}
         if extractor is not None:  # build now: a missing weights file is an error here, not at the first update
             self._images_extractor()
 
@@ -90,6 +99,23 @@ class _KeepReal(Metric):
             imgs = np.stack([_channels(im, ext.channels, "images") for im in imgs])
         batch = torch.stack([ext.prepare(im) for im in imgs])
         return ext(batch)[0]
+
+    def sync(self, dist_sync_fn: Any = None, process_group: Any = None, should_sync: bool = True,
+             distributed_available: Any = None) -> None:
+        """No gathering of states: remember whether ``compute()`` runs over the process group (see module doc)."""
+        available = distributed_available if distributed_available is not None else self.distributed_available_fn
+        on = should_sync and callable(available) and bool(available())
+        self._compute_group = (process_group or self.process_group or "default") if on else None
+
+    def _record_memory(self) -> None:
+        if self._compute_group is not None:
+            from ganmetrics.distributed import peak_memory, resolve_group
+
+            self.compute_info = {"peak_memory": peak_memory(resolve_group(self._compute_group))}
+        else:
+            from ganmetrics.distributed import peak_rss_bytes
+
+            self.compute_info = {"peak_memory": [{"rank": 0, "peak_rss_bytes": peak_rss_bytes()}]}
 
     def reset(self) -> None:
         if self.reset_real_features:
@@ -134,16 +160,14 @@ class FrechetDistance(_KeepReal):
         setattr(self, f"{side}_m2", torch.from_numpy(m2).to(device))
 
     def _merged(self, side: str) -> FeatureStats:
-        n = getattr(self, f"{side}_n").cpu().numpy()
-        mean = getattr(self, f"{side}_mean").cpu().numpy()
-        m2 = getattr(self, f"{side}_m2").cpu().numpy()
-        if n.ndim == 0:  # not synchronised: one process's state
-            n, mean, m2 = n[None], mean[None], m2[None]
         out = FeatureStats(self.num_features)
-        for ni, mi, m2i in zip(n, mean, m2):
-            part = FeatureStats(self.num_features)
-            part._n, part._mean, part._m2 = int(round(float(ni))), np.ascontiguousarray(mi), np.ascontiguousarray(m2i)
-            out.merge(part)
+        out._n = int(round(float(getattr(self, f"{side}_n").item())))
+        out._mean = np.ascontiguousarray(getattr(self, f"{side}_mean").cpu().numpy(), dtype=np.float64).copy()
+        out._m2 = np.ascontiguousarray(getattr(self, f"{side}_m2").cpu().numpy(), dtype=np.float64).copy()
+        if self._compute_group is not None:
+            from ganmetrics.distributed import all_reduce_stats
+
+            all_reduce_stats(out, self._compute_group)
         if out.n < 2:
             raise ValueError(f"FrechetDistance needs at least 2 {side} samples, got {out.n}")
         return out
@@ -153,6 +177,7 @@ class FrechetDistance(_KeepReal):
         warn_small(real, "real")
         warn_small(fake, "fake")
         value = stats_distance(real, fake)
+        self._record_memory()
         return torch.tensor(value, dtype=torch.float64)
 
 
@@ -170,11 +195,14 @@ class _FeatureLists(_KeepReal):
         self._dim = x.shape[1]
         (self.real_features if real else self.fake_features).append(torch.from_numpy(x))
 
-    def _gathered(self) -> tuple[np.ndarray, np.ndarray]:
+    def _local(self) -> tuple[np.ndarray, np.ndarray]:
+        """This process's features of each side (an empty side: 0 rows, when other processes hold some)."""
         def cat(v):
             if isinstance(v, torch.Tensor):
                 return v.cpu().numpy()
             if not v:
+                if self._compute_group is not None:
+                    return np.zeros((0, self._dim or 0))
                 raise ValueError("no features were given for one of the sides")
             return torch.cat([t.cpu() for t in v]).numpy()
 
@@ -200,9 +228,11 @@ class KernelDistance(_FeatureLists):
         self.precision = precision
 
     def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
-        real, fake = self._gathered()
+        real, fake = self._local()
         res = kid(real, fake, subsets=self.subsets, subset_size=self.subset_size, seed=self.seed,
-                  degree=self.degree, gamma=self.gamma, coef0=self.coef, precision=self.precision)
+                  degree=self.degree, gamma=self.gamma, coef0=self.coef, precision=self.precision,
+                  group=self._compute_group)
+        self._record_memory()
         std = res.std if res.std is not None else 0.0
         return torch.tensor(res.mean, dtype=torch.float64), torch.tensor(std, dtype=torch.float64)
 
@@ -219,6 +249,7 @@ class PrecisionRecallDensityCoverage(_FeatureLists):
         self.k = k
 
     def compute(self) -> dict[str, torch.Tensor]:
-        real, fake = self._gathered()
-        res = prdc(real, fake, k=self.k)
+        real, fake = self._local()
+        res = prdc(real, fake, k=self.k, group=self._compute_group)
+        self._record_memory()
         return {key: torch.tensor(res[key], dtype=torch.float64) for key in ("precision", "recall", "density", "coverage")}

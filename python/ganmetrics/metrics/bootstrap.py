@@ -92,6 +92,7 @@ def bootstrap(
     k: int = 5,
     resample: str = "both",
     progress: bool | None = None,
+    group: Any = None,
 ) -> dict[str, Interval]:
     """Confidence intervals for FID and/or precision, recall, density, coverage (see module doc).
 
@@ -99,6 +100,9 @@ def bootstrap(
     lets FID reuse one factorization of the real covariance; ``"both"`` resamples both sets.
     Returns ``{metric: Interval}``. Seeded: the same inputs and seed give the same intervals.
     ``progress``: a bar over the rounds on a terminal (None), never (False) or always (True).
+    ``group`` (``"default"`` or a torch.distributed ProcessGroup): each rank passes its shards; the subsamples
+    are drawn on indices into the concatenated sets (the same draws as one process), each round's statistics
+    are merged over the ranks and its k-NN metrics run on the ring (:mod:`ganmetrics.distributed`).
     """
     metrics = tuple(metrics)
     unknown = [m for m in metrics if m != "fid" and m not in KNN_METRICS]
@@ -112,26 +116,37 @@ def bootstrap(
         raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
     if resample not in ("both", "fake"):
         raise ValueError(f"resample must be 'both' or 'fake', got {resample!r}")
-    fr, ff = as_features(real, "real", min_rows=2), as_features(fake, "fake", min_rows=2)
-    _check_same_dim(fr, ff)
+    shards = None
+    if group is None:
+        fr, ff = as_features(real, "real", min_rows=2), as_features(fake, "fake", min_rows=2)
+        _check_same_dim(fr, ff)
+        n_real, n_fake = fr.n, ff.n
+    else:
+        from ganmetrics import distributed
+
+        group = distributed.resolve_group(group)
+        (fr, ff), shards, _ = distributed.shard_sets({"real": real, "fake": fake}, group, "bootstrap")
+        n_real, n_fake = (sum(c) for c in shards)
     rng = np.random.default_rng(seed)
-    m_real = fr.n if resample == "fake" else max(2, int(round(fraction * fr.n)))
-    m_fake = max(2, int(round(fraction * ff.n)))
-    real_idx = [np.arange(fr.n) if resample == "fake" else np.sort(rng.choice(fr.n, m_real, replace=False))
+    m_real = n_real if resample == "fake" else max(2, int(round(fraction * n_real)))
+    m_fake = max(2, int(round(fraction * n_fake)))
+    real_idx = [np.arange(n_real) if resample == "fake" else np.sort(rng.choice(n_real, m_real, replace=False))
                 for _ in range(n_boot)]
-    fake_idx = [np.sort(rng.choice(ff.n, m_fake, replace=False)) for _ in range(n_boot)]
+    fake_idx = [np.sort(rng.choice(n_fake, m_fake, replace=False)) for _ in range(n_boot)]
     out: dict[str, Interval] = {}
     if "fid" in metrics:
-        out["fid"] = _fid_interval(fr, ff, real_idx, fake_idx, resample, fraction, confidence, progress)
+        out["fid"] = _fid_interval(fr, ff, real_idx, fake_idx, resample, fraction, confidence, progress, group, shards)
     knn = [m for m in metrics if m in KNN_METRICS]
     if knn:
-        full = prdc(fr, ff, k=k, progress=progress)
+        full = prdc(fr, ff, k=k, progress=progress, group=group)
         thetas = {m: [] for m in knn}
         for ri, fi in steps(zip(real_idx, fake_idx), n_boot, "bootstrap rounds (PRDC)", unit="rounds",
                             progress=progress):
+            if shards is not None:  # this rank's rows of the round's subsample
+                ri, fi = distributed.local_indices(ri, shards[0], group), distributed.local_indices(fi, shards[1], group)
             sub_r = Features(fr.array[ri], fr.code, "real")
             sub_f = Features(ff.array[fi], ff.code, "fake")
-            res = prdc(sub_r, sub_f, k=k, progress=False)
+            res = prdc(sub_r, sub_f, k=k, progress=False, group=group)
             for m in knn:
                 thetas[m].append(res[m])
         for m in knn:
@@ -139,18 +154,30 @@ def bootstrap(
     return out
 
 
-def _fid_interval(fr, ff, real_idx, fake_idx, resample, fraction, confidence, progress) -> Interval:
-    real_full = FeatureStats.from_features(fr)
-    fake_full = FeatureStats.from_features(ff)
+def _fid_interval(fr, ff, real_idx, fake_idx, resample, fraction, confidence, progress, group=None,
+                  shards=None) -> Interval:
+    if group is None:
+        real_full, fake_full = FeatureStats.from_features(fr), FeatureStats.from_features(ff)
+
+        def of_subsets(f, idx, _):
+            return FeatureStats.of_subsets(f, idx)
+    else:
+        from ganmetrics import distributed
+
+        real_full = distributed.subset_stats(fr, [np.arange(sum(shards[0]))], shards[0], group)[0]
+        fake_full = distributed.subset_stats(ff, [np.arange(sum(shards[1]))], shards[1], group)[0]
+
+        def of_subsets(f, idx, counts):
+            return distributed.subset_stats(f, idx, counts, group)
     ref = _Reference(_Side.of(real_full, "real covariance"))
     full = ref.distance(_Side.of(fake_full, "fake covariance"))
-    fake_stats = FeatureStats.of_subsets(ff, fake_idx)
+    fake_stats = of_subsets(ff, fake_idx, shards and shards[1])
     rounds = len(fake_idx)
     if resample == "fake":
         thetas = [ref.distance(_Side.of(s, "fake covariance"))
                   for s in steps(fake_stats, rounds, "bootstrap rounds (FID)", unit="rounds", progress=progress)]
     else:
-        real_stats = FeatureStats.of_subsets(fr, real_idx)
+        real_stats = of_subsets(fr, real_idx, shards and shards[0])
         thetas = [stats_distance(r, f) for r, f in steps(zip(real_stats, fake_stats), rounds, "bootstrap rounds (FID)",
                                                           unit="rounds", progress=progress)]
     return _interval(full, np.asarray(thetas), fraction, confidence, RANGES["fid"])

@@ -281,22 +281,35 @@ def fid(real: Any, fake: Any, *, force: bool = False, device: str | None = None,
 
 
 def fid_many(reference: Any, candidates: Iterable[Any] | Sequence[Any], *, force: bool = False,
-             device: str | None = None) -> list[float]:
+             device: str | None = None, group: Any = None) -> list[float]:
     """FID of every candidate against one reference, factoring the reference covariance once.
 
     For benchmark suites comparing many checkpoints with one real set. Each candidate may be
     features, a FeatureStats or a statistics file. Returns a list of floats in the candidates' order.
-    On ``device="cuda"`` all trace terms run as one batch on the GPU.
+    On ``device="cuda"`` all trace terms run as one batch on the GPU. ``group``: each rank passes its shard of
+    the reference and of every candidate (the same number of candidates on every rank; see :func:`fid`).
     """
     candidates = list(candidates)
-    device = _resolve_device(device, reference, *candidates)
-    ref = _as_stats_named(reference, "reference")
+    if group is not None:
+        from ganmetrics.distributed import resolve_group, sharded_stats
+
+        g = resolve_group(group)
+        device = "cpu" if device is None else device
+
+        def stats_of(x, name):
+            return sharded_stats(x, name, g)
+    else:
+        device = _resolve_device(device, reference, *candidates)
+
+        def stats_of(x, name):
+            return _as_stats_named(x, name)
+    ref = stats_of(reference, "reference")
     warn_small(ref, "reference")
     factored = _Reference(_Side.of(ref, "reference covariance"), device)
     sides = []
     for i, cand in enumerate(candidates):
         name = f"candidates[{i}]"
-        st = _as_stats_named(cand, name)
+        st = stats_of(cand, name)
         _check_extractors(ref, st, "reference", name, force)
         warn_small(st, name)
         sides.append(_Side.of(st, f"{name} covariance"))
@@ -332,7 +345,7 @@ class FIDInfinityResult:
 @accepts_images("real", "fake")
 def fid_infinity(
     real: Any, fake: Any, *, sizes: Sequence[int] | None = None, num_points: int = 15, min_size: int | None = None,
-    seed: int = 0, progress: bool | None = None,
+    seed: int = 0, progress: bool | None = None, group: Any = None,
 ) -> FIDInfinityResult:
     """FD-infinity (Chong & Forsyth 2020, "Effectively unbiased FID and Inception Score and where to find them").
 
@@ -343,28 +356,42 @@ def fid_infinity(
     The fake statistics of all sizes come from one pass over the fake set and the real covariance is
     factored once. ``real`` may be features, a FeatureStats or a statistics file; ``fake`` must be
     features. Lower is better. ``progress``: bars on a terminal (None), never (False) or always (True).
+    ``group``: each rank passes its shards (see :func:`fid`); the shuffle is one of the concatenated fake set, so
+    every size holds the same samples as on one process.
     """
-    ref = _as_stats_named(real, "real")
-    if ref.n is not None and ref.n <= ref.dim:
-        warn_small(ref, "real")
     from ganmetrics._arrays import as_features
 
-    ff = as_features(fake, "fake", min_rows=2)
+    if group is not None:
+        from ganmetrics import distributed
+
+        g = distributed.resolve_group(group)
+        ref = distributed.sharded_stats(real, "real", g, progress)
+        (ff,), (fake_counts,), _ = distributed.shard_sets({"fake": fake}, g, "fid_infinity")
+        n_fake = sum(fake_counts)
+    else:
+        ref = _as_stats_named(real, "real")
+        ff = as_features(fake, "fake", min_rows=2)
+        n_fake = ff.n
+    if ref.n is not None and ref.n <= ref.dim:
+        warn_small(ref, "real")
     if ff.dim != ref.dim:
         raise ValueError(f"real has {ref.dim} features but fake has {ff.dim}")
     if sizes is None:
-        lo = max(2, ff.n // 10) if min_size is None else int(min_size)
-        if not 2 <= lo < ff.n:
-            raise ValueError(f"min_size must be in [2, {ff.n}), got {lo}")
-        sizes = np.unique(np.linspace(lo, ff.n, int(num_points)).round().astype(int))
+        lo = max(2, n_fake // 10) if min_size is None else int(min_size)
+        if not 2 <= lo < n_fake:
+            raise ValueError(f"min_size must be in [2, {n_fake}), got {lo}")
+        sizes = np.unique(np.linspace(lo, n_fake, int(num_points)).round().astype(int))
     sizes = np.unique(np.asarray(sizes, dtype=np.int64))
     if len(sizes) < 2:
         raise ValueError("fid_infinity needs at least 2 distinct sample sizes")
-    if sizes[0] < 2 or sizes[-1] > ff.n:
-        raise ValueError(f"sizes must lie in [2, {ff.n}], got [{sizes[0]}, {sizes[-1]}]")
+    if sizes[0] < 2 or sizes[-1] > n_fake:
+        raise ValueError(f"sizes must lie in [2, {n_fake}], got [{sizes[0]}, {sizes[-1]}]")
     # One pass over the fake set; each prefix is compared with the once-factored real covariance as it forms.
     factored = _Reference(_Side.of(ref, "real covariance"))
-    prefixes = FeatureStats.iter_nested_prefixes(ff, sizes, seed=seed, progress=progress)
+    if group is not None:
+        prefixes = distributed.nested_prefixes(ff, sizes, seed, fake_counts, g, progress)
+    else:
+        prefixes = FeatureStats.iter_nested_prefixes(ff, sizes, seed=seed, progress=progress)
     fids = [factored.distance(_Side.of(acc, "fake covariance"))
             for acc in steps(prefixes, len(sizes), "FD-infinity sizes", unit="sizes", progress=progress)]
     return FIDInfinityResult(sizes.astype(np.float64), np.array(fids))

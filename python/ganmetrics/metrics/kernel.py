@@ -97,6 +97,7 @@ def kid(
     precision: str = "float64",
     workspace_bytes: int | None = None,
     progress: bool | None = None,
+    group: Any = None,
 ) -> KIDResult:
     """Kernel Inception Distance (Bińkowski et al. 2018, "Demystifying MMD GANs").
 
@@ -116,38 +117,70 @@ def kid(
     README, "What exact means", gives the deviation measured. Lower is better; 0 for identical
     distributions. The estimate is unbiased, so small negative values are legitimate and returned as is.
     ``progress``: a bar on a terminal (None), never (False) or always (True).
+    ``group`` (``"default"`` or a torch.distributed ProcessGroup): each rank passes its shards; the subsets are
+    drawn on indices into the concatenated sets (the same draws, so the same subsets, as one process), kernel
+    sums are computed where the rows live and added up; every rank gets the result.
     """
-    fr, ff = as_features(real, "real", min_rows=2), as_features(fake, "fake", min_rows=2)
-    _check_same_dim(fr, ff)
-    g, c0, deg = _poly_args(fr.dim, degree, gamma, coef0)
     f32 = _float32_products(precision)
+    fr, ff, dist_args = _sets(real, fake, group, "kid")
+    n_real, n_fake = (fr.n, ff.n) if dist_args is None else (sum(dist_args[1]), sum(dist_args[2]))
+    g, c0, deg = _poly_args(fr.dim, degree, gamma, coef0)
     if subsets is not None:
-        subsets, subset_size = _check_subsets(subsets, subset_size, fr.n, ff.n)
-        if subset_size == fr.n == ff.n:
+        subsets, subset_size = _check_subsets(subsets, subset_size, n_real, n_fake)
+        if subset_size == n_real == n_fake:
             warnings.warn(
-                f"KID subsets of {subset_size} samples cover both whole sets ({fr.n} real, {ff.n} fake): every "
+                f"KID subsets of {subset_size} samples cover both whole sets ({n_real} real, {n_fake} fake): every "
                 "subset is the same, so the KID is computed once over the full sets and has no subset spread "
                 "(std=None); use more samples than the subset size for a spread",
                 KIDSubsetWarning,
                 stacklevel=2,
             )
             subsets = None
+    kernel = (POLYNOMIAL, g, c0, deg)
     if subsets is None:
-        value = kernel_mmd2_unbiased(fr, ff, POLYNOMIAL, g, c0, deg, workspace_bytes, precision, progress)
+        if dist_args is None:
+            value = kernel_mmd2_unbiased(fr, ff, POLYNOMIAL, g, c0, deg, workspace_bytes, precision, progress)
+        else:
+            from ganmetrics.distributed import kernel_sums
+
+            sxx, syy, sxy = kernel_sums(fr, ff, dist_args[1], dist_args[2], kernel, False, f32, dist_args[0])
+            value = sxx / (n_real * (n_real - 1)) + syy / (n_fake * (n_fake - 1)) - 2.0 * sxy / (n_real * n_fake)
         _require_finite_kid(np.array([value]))
         return KIDResult(float(value), None, np.array([value]))
     # torch-fidelity's draw: RandomState(seed), for each subset fake indices then real indices
     rng = np.random.RandomState(seed)
     fi, ri = [], []
     for _ in range(subsets):
-        fi.append(rng.choice(ff.n, subset_size, replace=False))
-        ri.append(rng.choice(fr.n, subset_size, replace=False))
+        fi.append(rng.choice(n_fake, subset_size, replace=False))
+        ri.append(rng.choice(n_real, subset_size, replace=False))
     fi, ri = np.stack(fi), np.stack(ri)
+    if dist_args is not None:
+        from ganmetrics.distributed import kernel_sums
+
+        s = kernel_sums(ff, fr, dist_args[2], dist_args[1], kernel, False, f32, dist_args[0], subsets=(fi, ri))
+        m = float(subset_size)
+        values = s[:, 0] / (m * (m - 1)) + s[:, 1] / (m * (m - 1)) - 2.0 * s[:, 2] / (m * m)
+        _require_finite_kid(values)
+        return KIDResult(float(values.mean()), float(values.std()), values, subsets, subset_size)
     values = counted(lambda c: _core.mmd_subsets(ff.array, ff.code, fr.array, fr.code, fi, ri, POLYNOMIAL, g, c0, deg,
                                                  f32, progress=c),
                      subsets, f"KID subsets of {subset_size}", unit="subsets", progress=progress)
     _require_finite_kid(values)
     return KIDResult(float(values.mean()), float(values.std()), values, subsets, subset_size)
+
+
+def _sets(real: Any, fake: Any, group: Any, what: str, prepare=None):
+    """The two feature sets, checked: without a group (None as the third value) the whole sets; with one, this
+    rank's shards and (group, real row counts, fake row counts) of every rank."""
+    if group is None:
+        fr, ff = as_features(real, "real", min_rows=2), as_features(fake, "fake", min_rows=2)
+        _check_same_dim(fr, ff)
+        return (prepare(fr), prepare(ff), None) if prepare is not None else (fr, ff, None)
+    from ganmetrics import distributed
+
+    g = distributed.resolve_group(group)
+    (fr, ff), (rc, fc), _ = distributed.shard_sets({"real": real, "fake": fake}, g, what, prepare=prepare)
+    return fr, ff, (g, rc, fc)
 
 
 def _require_finite_kid(values: np.ndarray) -> None:
@@ -200,24 +233,32 @@ def _l2_normalized(f: Features) -> Features:
 
 @accepts_images("real", "fake", default_extractor="clip-vit-l-14-336")
 def cmmd(real: Any, fake: Any, *, sigma: float = 10.0, scale: float = 1000.0, normalize: bool = True,
-         precision: str = "float64", workspace_bytes: int | None = None, progress: bool | None = None) -> float:
+         precision: str = "float64", workspace_bytes: int | None = None, progress: bool | None = None,
+         group: Any = None) -> float:
     """CMMD (Jayasumana et al. 2024, "Rethinking FID: towards a better evaluation metric for image generation").
 
     MMD with the Gaussian RBF kernel exp(-|x - y|^2 / (2 sigma^2)), sigma = 10, between
     L2-normalized embeddings (CLIP in the paper), scaled by 1000 -- the paper's estimator, which
     averages every kernel value including i = j (a V-statistic, >= 0). Lower is better.
     ``precision="float32"`` forms the dot products with float32 GEMM (kernel values and sums in float64).
+    ``group``: each rank passes its shards; kernel sums are computed where the rows live and added up.
     """
-    fr, ff = as_features(real, "real", min_rows=2), as_features(fake, "fake", min_rows=2)
-    _check_same_dim(fr, ff)
     sigma, scale = float(sigma), float(scale)
     if not (np.isfinite(sigma) and sigma * sigma > 0 and np.isfinite(1.0 / (2.0 * sigma * sigma))):
         raise ValueError(f"sigma must be a positive number whose 1 / (2 sigma^2) is finite, got {sigma}")
     if not np.isfinite(scale):
         raise ValueError(f"scale must be finite, got {scale}")
-    if normalize:
-        fr, ff = _l2_normalized(fr), _l2_normalized(ff)
+    f32 = _float32_products(precision)
+    fr, ff, dist_args = _sets(real, fake, group, "cmmd", _l2_normalized if normalize else None)
     gamma = 1.0 / (2.0 * sigma * sigma)
-    sxx, syy, sxy = _kernel_sums(fr, ff, RBF, gamma, 1.0, 3, True, workspace_bytes, precision, progress)
-    kxx, kyy, kxy = sxx / fr.n**2, syy / ff.n**2, sxy / (fr.n * ff.n)
+    if dist_args is None:
+        sxx, syy, sxy = _kernel_sums(fr, ff, RBF, gamma, 1.0, 3, True, workspace_bytes, precision, progress)
+        nr, nf = fr.n, ff.n
+    else:
+        from ganmetrics.distributed import kernel_sums
+
+        g, rc, fc = dist_args
+        sxx, syy, sxy = kernel_sums(fr, ff, rc, fc, (RBF, gamma, 1.0, 3), True, f32, g)
+        nr, nf = sum(rc), sum(fc)
+    kxx, kyy, kxy = sxx / nr**2, syy / nf**2, sxy / (nr * nf)
     return float(scale * max(kxx + kyy - 2.0 * kxy, 0.0))

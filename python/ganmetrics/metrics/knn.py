@@ -83,6 +83,13 @@ class _HostEngine:
         return counted(lambda c: _core.knn(x.array, x.code, y_arr, y_code, y is None, center, k, weight,
                                            **_engine_kwargs(ws), progress=c), x.n, desc, progress=progress)
 
+    def knn_both(self, x: Features, y: Features, k: int, k_y: int, center: np.ndarray, ws=None):
+        """The k nearest rows of y of every row of x and the k_y nearest rows of x of every row of y, from one
+        pass (each pair computed once): (values, index, y values, y index, float64 evaluations)."""
+        v, i, ev, vy, iy = _core.knn(x.array, x.code, y.array, y.code, False, center, k, None, **_engine_kwargs(ws),
+                                     k_y=k_y)
+        return v, i, vy, iy, ev
+
     def cross(self, x: Features, y: Features, center: np.ndarray, ws=None, *, progress: bool | None = False,
               desc: str = "cross pass", **kw) -> dict:
         return counted(lambda c: _core.cross(x.array, x.code, y.array, y.code, center, **kw, **_engine_kwargs(ws),
@@ -429,14 +436,22 @@ def density_coverage(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int |
 
 @accepts_images("real", "fake")
 def realism_score(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | None = None,
-                  progress: bool | None = None) -> np.ndarray:
+                  progress: bool | None = None, group: Any = None) -> np.ndarray:
     """Realism score of every fake sample (Kynkäänniemi et al. 2019, section 5).
 
     R(g) = max over real r of radius_k(r) / |g - r|, over the real samples whose k-NN radius is at
     most the median radius (the half with the largest balls is discarded, as in the paper, to
     reduce the effect of outliers). R >= 1 means g lies inside some real ball; higher is more
     realistic. A fake sample that coincides with a kept real sample gets +inf, with a warning.
+    ``group``: each rank passes its shards and gets the scores of its own fake rows against all the real
+    shards together (the median radius is the global one).
     """
+    if group is not None:
+        from ganmetrics import distributed
+
+        score, hits = distributed.realism_score(real, fake, k, distributed.resolve_group(group))
+        _warn_coinciding(hits)
+        return score
     eng = _engine(real, fake)
     fr, ff = eng.features(real, "real"), eng.features(fake, "fake")
     _check_same_dim(fr, ff)
@@ -452,22 +467,30 @@ def realism_score(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | No
     best = values[:, 0]  # min over kept r of |g - r|^2 / radius(r)^2
     with np.errstate(divide="ignore"):
         score = 1.0 / np.sqrt(best)
-    hits = int(np.isinf(score).sum())
-    if hits:
-        warnings.warn(f"{hits} fake sample(s) coincide with real samples; their realism score is +inf", stacklevel=2)
+    _warn_coinciding(int(np.isinf(score).sum()))
     return score
+
+
+def _warn_coinciding(hits: int) -> None:
+    if hits:
+        warnings.warn(f"{hits} fake sample(s) coincide with real samples; their realism score is +inf", stacklevel=3)
 
 
 @accepts_images("real", "fake")
 def nn1_accuracy(real: Any, fake: Any, *, workspace_bytes: int | None = None,
-                 progress: bool | None = None) -> MetricResult:
+                 progress: bool | None = None, group: Any = None) -> MetricResult:
     """Leave-one-out 1-nearest-neighbour two-sample test accuracy on the union of both sets.
 
     Each sample is classified real/fake by its nearest other sample. 0.5 is ideal (the sets are
     indistinguishable); 1.0 means perfectly separable; well below 0.5 suggests the fake samples copy
     the real ones. Returns ``accuracy``, ``real_accuracy`` and ``fake_accuracy``. Exact ties in
     distance go to the lower index of [real; fake], i.e. towards a real neighbour.
+    ``group``: each rank passes its shards (see :func:`prdc`).
     """
+    if group is not None:
+        from ganmetrics import distributed
+
+        return MetricResult(*distributed.nn1_accuracy(real, fake, distributed.resolve_group(group)))
     eng = _engine(real, fake)
     fr, ff = eng.features(real, "real"), eng.features(fake, "fake")
     _check_same_dim(fr, ff)
@@ -491,14 +514,21 @@ def nn1_accuracy(real: Any, fake: Any, *, workspace_bytes: int | None = None,
 
 @accepts_images("train", "fake")
 def memorization(train: Any, fake: Any, *, workspace_bytes: int | None = None,
-                 progress: bool | None = None) -> MetricResult:
+                 progress: bool | None = None, group: Any = None) -> MetricResult:
     """Copy detection: generated samples closer to a training sample than its own nearest neighbour.
 
     A fake sample g is flagged when some training sample t has |g - t| <= |t - NN(t)|, the distance
     from t to its nearest other training sample. Returns ``fraction`` (flagged / fake), ``indices``
     of the flagged fake samples, ``flagged`` (bool per fake sample), and per fake sample the index of
     its nearest training sample and the distance to it (``nearest_train``, ``nearest_distance``).
+    ``group``: each rank passes its shards; ``fraction`` and ``indices`` (into the concatenated fake set) are
+    global, ``flagged``, ``nearest_train`` (an index into the concatenated training set) and
+    ``nearest_distance`` belong to this rank's fake rows.
     """
+    if group is not None:
+        from ganmetrics import distributed
+
+        return MetricResult(*distributed.memorization(train, fake, distributed.resolve_group(group)))
     eng = _engine(train, fake)
     ft, ff = eng.features(train, "train"), eng.features(fake, "fake")
     _check_same_dim(ft, ff)
