@@ -88,13 +88,16 @@ def table(rows) -> str:
     return "\n".join(out)
 
 
+def _rows_of(name: str) -> list[dict]:
+    with open(os.path.join(RESULTS, name)) as fh:
+        return json.load(fh)["rows"]
+
+
 def extract_table() -> str:
     """Images per second from PNG folders to pool3 (benchmarks/extract_images.py)."""
-    with open(os.path.join(RESULTS, "extract_cpu.json")) as fh:
-        res = json.load(fh)
     out = ["| images (PNG, 1,000 per run) | ganmetrics | peer, same numerics | peer | speed-up | features agree to |",
            "|---|---|---|---|---|---|"]
-    for row in res["rows"]:
+    for row in _rows_of("extract_cpu.json"):
         for peer, ours in (("pytorch-fid", "ganmetrics:legacy_pytorch"),
                            ("torch-fidelity", "ganmetrics:legacy_tensorflow")):
             cmp = row[f"{ours} vs {peer}"]
@@ -106,11 +109,9 @@ def extract_table() -> str:
 
 def distributed_table() -> str:
     """PRDC over P ranks against the scaling model (benchmarks/distributed_prdc.py)."""
-    with open(os.path.join(RESULTS, "distributed_cpu.json")) as fh:
-        res = json.load(fh)
     out = ["| ranks | time | GEMM flops per rank (model) | bytes sent per rank (measured; model) | peak memory per rank |",
            "|---|---|---|---|---|"]
-    for row in res["rows"]:
+    for row in _rows_of("distributed_cpu.json"):
         flops = row["model"]["gemm_flops_per_rank"]
         sent = f"{row['bytes_sent_per_rank'] / 1e6:.1f} MB; {row['model']['bytes_per_rank'] / 1e6:.1f} MB"
         out.append(f"| {row['procs']} | {row['seconds']:.1f} s | {flops / 1e12:.2f}·10¹² | "

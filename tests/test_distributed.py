@@ -77,6 +77,14 @@ def _worker(rank, size, folder, mode):
             out["full"] = dict(gm.prdc(kr[frc[rank]:frc[rank + 1]], kf[ffc[rank]:ffc[rank + 1]], k=4, group="default"))
             out["full_radii"] = gm.knn_radii(kf[ffc[rank]:ffc[rank + 1]], k=2, group="default")
             out["full_rows"] = (int(ffc[rank]), int(ffc[rank + 1]))
+            if size == 4:  # a ProcessGroup of ranks 1-3 (group ranks differ from global ranks): rank 0 stays out
+                sub = dist.new_group([1, 2, 3])
+                if rank > 0:
+                    src, sfc = _bounds(len(kr), 3), _bounds(len(kf), 3)
+                    r = rank - 1
+                    out["subgroup"] = dict(gm.prdc(kr[src[r]:src[r + 1]], kf[sfc[r]:sfc[r + 1]], k=3, group=sub))
+                    out["subgroup_kid"] = gm.kid(kr[src[r]:src[r + 1]], kf[sfc[r]:sfc[r + 1]], subsets=4,
+                                                 subset_size=20, group=sub).values
             cr, cf = _continuous_data()
             crc, cfc = _bounds(len(cr), size, empty_rank=size - 1), _bounds(len(cf), size, empty_rank=0)
             out["continuous"] = dict(gm.prdc(cr[crc[rank]:crc[rank + 1]], cf[cfc[rank]:cfc[rank + 1]], k=5,
@@ -256,6 +264,10 @@ def test_prdc_on_a_ring_equals_one_process(size, tmp_path):
         a, b = got["rows"]
         np.testing.assert_array_equal(got["radii"], gm.knn_radii(real, k=3)[a:b])
         assert got["full"] == dict(gm.prdc(real, fake, k=4))
+        if size == 4 and rank > 0:
+            assert got["subgroup"] == dict(gm.prdc(real, fake, k=3))
+            np.testing.assert_allclose(got["subgroup_kid"], gm.kid(real, fake, subsets=4, subset_size=20).values,
+                                       rtol=1e-12, atol=1e-9)
         a, b = got["full_rows"]
         np.testing.assert_array_equal(got["full_radii"], gm.knn_radii(fake, k=2)[a:b])
 

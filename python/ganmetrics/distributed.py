@@ -260,8 +260,10 @@ def _ring(parts: list[np.ndarray], counts: list[tuple[int, ...]], group, steps: 
 
 
 def _owns_pair(step: int, me: int, src: int, size: int) -> bool:
-    """For a symmetric sum over pairs of ranks: whether this rank computes the pair (me, src) met at ``step``
-    (every unordered pair of distinct ranks is met twice around the ring, once by each; one of them computes it)."""
+    """Whether rank ``me``, meeting the block of rank ``src`` at ``step`` (src = me - step), computes that pair of
+    shards alone. Blocks need only travel half-way round: a pair less than half the ring apart is met first by
+    the rank that is at most step < size / 2 past the other; a pair exactly half the ring apart (an even number
+    of ranks) is met by both at step size / 2, and given to the lower rank here."""
     return step < size - step or (2 * step == size and me < src)
 
 
