@@ -104,6 +104,15 @@ def _worker(rank, size, folder, mode):
             out = {"n": st.n, "mean": st.mean, "cov": st.cov, "fid": gm.fid(my_real, my_fake, group="default")}
         except ValueError as exc:
             out = {"error": str(exc)}
+        if mode == "bad":  # the k-NN and kernel paths: one rank's shard of another width, then a NaN on one rank
+            narrow = my_real[:, :5] if rank == 1 else my_real  # rank 2 holds no real rows: its width does not count
+            for name, call in (("prdc", lambda: gm.prdc(narrow, np.nan_to_num(my_fake), k=3, group="default")),
+                               ("kid", lambda: gm.kid(my_real, my_fake, subsets=3, subset_size=10, group="default"))):
+                try:
+                    call()
+                    out[name] = None
+                except ValueError as exc:
+                    out[name] = str(exc)
         with open(os.path.join(folder, f"rank{rank}.pkl"), "wb") as fh:
             pickle.dump(out, fh)
     finally:
@@ -281,6 +290,9 @@ def test_a_failing_rank_makes_every_rank_raise_the_same_error(tmp_path):
             errors.append(pickle.load(fh).get("error"))
     assert errors[0] is not None and len(set(errors)) == 1
     assert "failed on rank 1 of 3" in errors[0] and "NaN" in errors[0]
+    for name, words in (("prdc", "same feature dimension"), ("kid", "failed on rank 1 of 3")):
+        got = [pickle.load(open(tmp_path / f"rank{rank}.pkl", "rb"))[name] for rank in range(3)]
+        assert got[0] is not None and len(set(got)) == 1 and words in got[0], (name, got)
 
 
 def test_group_needs_an_initialised_process_group():
