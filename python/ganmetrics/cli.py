@@ -35,8 +35,8 @@ import warnings
 
 
 def _progress(args) -> bool | None:
-    """--quiet: no bars; otherwise bars when stderr is a terminal."""
-    return False if args.quiet else None
+    """--quiet: no bars; otherwise bars when stderr is a terminal (under torchrun, rank 0's only)."""
+    return False if args.quiet or getattr(args, "_rank", 0) != 0 else None
 
 
 _IMAGE_FLAGS = {"extractor": "--extractor", "resize": "--resize", "weights": "--weights", "device": "--device",

@@ -1,10 +1,18 @@
-"""Statistics over data sharded across processes, on torch.distributed.
+"""Metrics over data sharded across processes, on torch.distributed.
 
-Every rank passes its local shard; collectives of the process group (gloo for CPU tensors, NCCL for CUDA
-ones) carry the per-rank float64 sufficient statistics (n, mean, M2), and each rank merges them in rank
-order with Chan et al.'s formula -- exact, no samples gathered, no padding with duplicates (the habit that
-makes torchmetrics' sync double-count samples), and the same result on every rank. Shards may be uneven and
-ranks may hold no samples at all.
+Every rank passes its local shard (uneven, or empty) and every rank gets the result of all the shards
+together, equal to one process on their concatenation in rank order; no samples are gathered and nothing is
+padded with duplicates (the habit that makes torchmetrics' sync double-count samples). Messages travel on
+the process group's backend (gloo with CPU tensors; NCCL with CUDA tensors).
+
+- Statistics: the per-rank float64 sufficient statistics (n, mean, M2) are all-gathered and merged in rank
+  order with Chan et al.'s formula (:func:`all_reduce_stats`, :func:`subset_stats`).
+- k-NN metrics: rows stay where they are and blocks travel around a ring of the ranks (:func:`_ring`); the
+  radius passes compute each pair of shards once in both directions (:func:`ring_radii2`), the cross passes
+  send real blocks with their radii; every candidate keeps its global index, so decisions and ties are those
+  of one process, bit for bit.
+- Kernel metrics: subsets drawn on global indices, kernel sums computed where the rows live and added in rank
+  order (:func:`kernel_sums`).
 
 A rank whose local work fails (bad input on one shard) does not leave the others waiting in a collective:
 every rank first reports success or its error, and then all of them raise the same error, naming the rank.
@@ -48,13 +56,13 @@ class ShardError(ValueError):
 
 
 def guarded(group, fn: Callable[[], Any], what: str) -> Any:
-    """``fn()`` on every rank; if it raises on any rank, every rank raises the same ValueError naming the first
+    """``fn()`` on every rank; if it raises on any rank, every rank raises the same ShardError naming the first
     failing rank and its message (so that no rank is left waiting in a later collective)."""
     import torch.distributed as dist
 
     try:
         result, error = fn(), None
-    except (ValueError, TypeError, FileNotFoundError, OSError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, OSError, MemoryError) as exc:
         result, error = None, f"{type(exc).__name__}: {exc}"
     errors: list = [None] * dist.get_world_size(group)
     dist.all_gather_object(errors, error, group=group)
