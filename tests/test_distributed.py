@@ -334,13 +334,15 @@ def test_torchrun_splits_feature_files_and_image_folders_between_ranks(tmp_path,
 
     np.save(tmp_path / "real.npy", inception_like_features(203, 16, seed=0).astype(np.float32))
     np.save(tmp_path / "fake.npy", inception_like_features(151, 16, seed=1, shift=0.1).astype(np.float32))
+    np.save(tmp_path / "few.npy", inception_like_features(3, 16, seed=2).astype(np.float32))  # fewer rows than ranks
     rng = np.random.default_rng(0)
     for name, n in (("real_images", 13), ("fake_images", 3)):  # 3 fake images on 4 ranks: one rank has none
         (tmp_path / name).mkdir()
         for i in range(n):
             Image.fromarray(rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)).save(tmp_path / name / f"{i:02d}.png")
     for argv, nproc in ((["fid", "real.npy", "fake.npy"], 3), (["prdc", "real.npy", "fake.npy", "--k", "3"], 3),
-                        (["kid", "real.npy", "fake.npy", "--subsets", "7", "--subset-size", "50"], 2)):
+                        (["kid", "real.npy", "fake.npy", "--subsets", "7", "--subset-size", "50"], 2),
+                        (["fid", "few.npy", "fake.npy"], 4)):
         run = _torchrun([*argv, "--json", "--quiet"], nproc, tmp_path)
         assert run.returncode == 0, run.stderr
         got = json.loads(run.stdout)  # one JSON document: only rank 0 printed

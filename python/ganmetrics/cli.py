@@ -157,8 +157,12 @@ def _merged_stats(x, label: str, args):
         return x
     from ganmetrics.distributed import all_reduce_stats, guarded
 
-    st = guarded(group, lambda: x if isinstance(x, FeatureStats) else FeatureStats.from_features(x), label)
-    return all_reduce_stats(st, group)
+    def local():
+        if isinstance(x, FeatureStats):
+            return x
+        return FeatureStats(x.shape[1]) if len(x) == 0 else FeatureStats.from_features(x)  # more ranks than rows
+
+    return all_reduce_stats(guarded(group, local, label), group)
 
 
 def _cmd_fid(args) -> dict:
