@@ -148,21 +148,15 @@ def _merged_stats(x, label: str, args):
     """Statistics of an input: under torchrun, this rank's share merged over every rank (a statistics file is
     already whole and is used as it is)."""
     from ganmetrics.metrics.frechet import _as_stats
-    from ganmetrics.stats import FeatureStats
 
     group = getattr(args, "_group", None)
     if group is None:
         return _as_stats(x, label, progress=_progress(args))
     if label in args._whole:  # every rank read the same statistics file
         return x
-    from ganmetrics.distributed import all_reduce_stats, guarded
+    from ganmetrics.distributed import sharded_stats
 
-    def local():
-        if isinstance(x, FeatureStats):
-            return x
-        return FeatureStats(x.shape[1]) if len(x) == 0 else FeatureStats.from_features(x)  # more ranks than rows
-
-    return all_reduce_stats(guarded(group, local, label), group)
+    return sharded_stats(x, label, group, _progress(args))  # an empty share (more ranks than rows) included
 
 
 def _cmd_fid(args) -> dict:
@@ -406,6 +400,7 @@ def _print(result: dict, as_json: bool, command: str = "") -> None:
         print(f"{key:>{width}}: {shown}")
 
 
+DEFAULT_METRICS = "fid,kid,precision,recall,density,coverage"  # of `compare` and `reference`
 FEATURES_HELP = ("a feature file: .npy (n x d, memory-mapped) or .npz (its array), from an encoder such as "
                  "Inception's pool3; or images: a folder, a .zip, an image .npz or a 4-D .npy")
 STATS_HELP = FEATURES_HELP + ", or a statistics .npz with mu and sigma (ganmetrics stats, pytorch-fid, clean-fid)"
@@ -501,9 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("compare", help="several metrics at once (shared statistics and radii)",
                         description="Several metrics between two feature files, sharing the work they have in common.")
     sets(sp, FEATURES_HELP)
-    sp.add_argument("--metrics", default="fid,kid,precision,recall,density,coverage", metavar="LIST",
-                    help="comma-separated, from fid,kid,precision,recall,density,coverage,nn1_accuracy,vendi,prd "
-                         "(default: fid,kid,precision,recall,density,coverage)")
+    sp.add_argument("--metrics", default=DEFAULT_METRICS, metavar="LIST",
+                    help=f"comma-separated, from fid,kid,precision,recall,density,coverage,nn1_accuracy,vendi,prd "
+                         f"(default: {DEFAULT_METRICS})")
     k_option(sp, 5)
     sp.add_argument("--seed", type=int, default=0, metavar="SEED",
                     help="seed for PRD's k-means (KID uses torch-fidelity's subsets, seed 2020)")
@@ -517,8 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "`ganmetrics leaderboard`.")
     sp.add_argument("real", metavar="REAL", help="the reference set: " + FEATURES_HELP)
     sp.add_argument("-o", "--output", required=True, metavar="OUT.gmref", help="where to write the reference")
-    sp.add_argument("--metrics", default="fid,kid,precision,recall,density,coverage", metavar="LIST",
-                    help="the metrics it serves (default: fid,kid,precision,recall,density,coverage)")
+    sp.add_argument("--metrics", default=DEFAULT_METRICS, metavar="LIST",
+                    help=f"the metrics it serves (default: {DEFAULT_METRICS})")
     k_option(sp, 5)
     images(sp)
     common(sp)

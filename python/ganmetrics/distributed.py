@@ -213,14 +213,19 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
 
 
-def peak_memory(group) -> list[dict]:
-    """Every rank's peak resident memory (and peak CUDA allocation, where CUDA is in use), in rank order."""
+def memory_of_this_process(rank: int = 0) -> dict:
+    """This process's peak resident memory (and peak CUDA allocation, where CUDA is in use)."""
     import torch
 
-    mine = {"rank": rank_of(group), "peak_rss_bytes": peak_rss_bytes()}
+    mine = {"rank": rank, "peak_rss_bytes": peak_rss_bytes()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         mine["peak_cuda_bytes"] = int(torch.cuda.max_memory_allocated())
-    return gather(mine, group)
+    return mine
+
+
+def peak_memory(group) -> list[dict]:
+    """Every rank's :func:`memory_of_this_process`, in rank order."""
+    return gather(memory_of_this_process(rank_of(group)), group)
 
 
 traffic = [0]  # bytes this process sent in the last ring pass (diagnostics: info["bytes_sent"])
@@ -410,7 +415,6 @@ def ring_radii2(local, k: int, center: np.ndarray, counts: list[int], group) -> 
                 _tensor(np.ascontiguousarray(iy, dtype=np.int64) + starts[me] + a0, device)]
         sends += [dist.isend(t, _global_rank(group, src), group=group, tag=1) for t in back]
         traffic[0] += sum(t.numel() * t.element_size() for t in back)
-    sent = traffic[0]
     results = []
     for t in range(1, meets):  # the ranks that computed against this rank's rows send them their neighbours
         other = (me + t) % size  # it met this rank's block at its step t
@@ -428,7 +432,6 @@ def ring_radii2(local, k: int, center: np.ndarray, counts: list[int], group) -> 
         merge(slice(m0, m1), _host(bufs[0]), _host(bufs[1]))
     for r in sends:
         r.wait()
-    traffic[0] = sent
     if n and not np.isfinite(vals[:, k - 1]).all():
         raise ValueError(f"k = {k} needs more than {int(np.isfinite(vals).sum(1).min())} other samples")
     return vals[:, k - 1].copy() if n else np.zeros(0)
@@ -656,13 +659,9 @@ def subset_stats(f, subsets: list[np.ndarray], counts: list[int], group, progres
 def nested_prefixes(f, sizes, seed: int | None, counts: list[int], group, progress: bool | None = None):
     """Like :meth:`FeatureStats.iter_nested_prefixes` over every rank's shards: the first ``sizes[i]`` rows of one
     seeded shuffle of the concatenated rows (the same shuffle as one process), one running FeatureStats."""
-    from ganmetrics.stats import FeatureStats
+    from ganmetrics.stats import FeatureStats, prefix_segments
 
-    n = sum(counts)
-    order = np.arange(n) if seed is None else np.random.default_rng(seed).permutation(n)
-    edges = [0] + [int(s) for s in sorted(sizes)]
     acc = FeatureStats(f.dim)
-    for part in subset_stats(f, [order[edges[i]:edges[i + 1]] for i in range(len(edges) - 1)], counts, group,
-                             progress):
+    for part in subset_stats(f, prefix_segments(sum(counts), sizes, seed), counts, group, progress):
         acc.merge(part)
         yield acc

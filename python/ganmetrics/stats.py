@@ -40,6 +40,14 @@ def _rows_per_block(dim: int, itemsize: int) -> int:
     return max(1, _BLOCK_BYTES // max(1, dim * itemsize))
 
 
+def prefix_segments(n: int, sizes: Iterable[int], seed: int | None) -> list[np.ndarray]:
+    """The rows added by each of the growing prefixes ``sizes`` (sorted) of one seeded shuffle of ``n`` rows
+    (``seed=None``: the given order): FD-infinity's nested samples, on one process or over shards."""
+    order = np.arange(n) if seed is None else np.random.default_rng(seed).permutation(n)
+    edges = [0] + sorted(int(s) for s in sizes)
+    return [order[edges[i]:edges[i + 1]] for i in range(len(edges) - 1)]
+
+
 class FeatureStats:
     """Mean and unbiased covariance of a stream of feature vectors.
 
@@ -366,9 +374,7 @@ class FeatureStats:
         sizes = sorted({int(s) for s in sizes})
         if not sizes or sizes[0] < 1 or sizes[-1] > f.n:
             raise ValueError(f"sizes must lie in [1, {f.n}], got {sizes}")
-        order = np.arange(f.n) if seed is None else np.random.default_rng(seed).permutation(f.n)
-        edges = [0] + sizes
-        parts = cls.of_subsets(f, [order[edges[i] : edges[i + 1]] for i in range(len(sizes))], progress=progress)
+        parts = cls.of_subsets(f, prefix_segments(f.n, sizes, seed), progress=progress)
         acc = cls(f.dim)
         for i in range(len(parts)):
             acc.merge(parts[i])

@@ -108,14 +108,11 @@ class _KeepReal(Metric):
         self._compute_group = (process_group or self.process_group or "default") if on else None
 
     def _record_memory(self) -> None:
-        if self._compute_group is not None:
-            from ganmetrics.distributed import peak_memory, resolve_group
+        from ganmetrics.distributed import memory_of_this_process, peak_memory, resolve_group
 
-            self.compute_info = {"peak_memory": peak_memory(resolve_group(self._compute_group))}
-        else:
-            from ganmetrics.distributed import peak_rss_bytes
-
-            self.compute_info = {"peak_memory": [{"rank": 0, "peak_rss_bytes": peak_rss_bytes()}]}
+        group = self._compute_group
+        self.compute_info = {"peak_memory": [memory_of_this_process()] if group is None
+                             else peak_memory(resolve_group(group))}
 
     def reset(self) -> None:
         if self.reset_real_features:

@@ -164,8 +164,8 @@ def _fid_interval(fr, ff, real_idx, fake_idx, resample, fraction, confidence, pr
     else:
         from ganmetrics import distributed
 
-        real_full = distributed.subset_stats(fr, [np.arange(sum(shards[0]))], shards[0], group)[0]
-        fake_full = distributed.subset_stats(ff, [np.arange(sum(shards[1]))], shards[1], group)[0]
+        real_full = distributed.sharded_stats(fr, "real", group)
+        fake_full = distributed.sharded_stats(ff, "fake", group)
 
         def of_subsets(f, idx, counts):
             return distributed.subset_stats(f, idx, counts, group)

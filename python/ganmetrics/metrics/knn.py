@@ -154,10 +154,6 @@ def _engine(*inputs: Any):
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _features(x: Any, name: str) -> Features:
-    return as_features(x, name, min_rows=2)
-
-
 def _check_k(k: Any, name: str, n: int, set_name: str) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(k).__name__}")
