@@ -1,13 +1,17 @@
 """PRDC over shards on P gloo processes (loopback): time, bytes sent and peak memory per rank.
 
     python benchmarks/distributed_prdc.py --n 20000 --dim 2048 --procs 1 2 4 --out benchmarks/results/distributed_cpu.json
+    python benchmarks/distributed_prdc.py --fake collapsed --n 20000 --dim 2048 --procs 1 3 \
+        --out benchmarks/results/distributed_collapsed_cpu.json
 
 Threads per process are capped so that all processes together use the machine's cores (at least one each).
 The seeded sets are written once as .npy files; every run is a fresh process per rank that memory-maps only
 its own rows, runs ``gm.prdc(..., group="default")`` (P = 1: the single-process ``gm.prdc`` on everything) and
 reports its wall time, the bytes it sent around the ring, and its peak resident memory before and after the
 metric. The values of every rank are checked equal to one process's. The JSON also holds the scaling model
-of README "Many processes" (GEMM flops per rank; bytes per rank) next to the measurements.
+of README "Many processes" (GEMM flops per rank; bytes per rank) next to the measurements. ``--fake collapsed``:
+a generator collapsed onto one sample (every fake row the same), which every rank takes through its distinct
+rows with multiplicities, as one process does.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ def _worker(rank, size, folder, n, d):
     import torch.distributed as dist
 
     import ganmetrics as gm
-    from ganmetrics.distributed import peak_rss_bytes
+    from ganmetrics.engines.ring import peak_rss_bytes
 
     threads = max(1, (os.cpu_count() or 1) // size)
     gm.set_num_threads(threads)
@@ -55,15 +59,15 @@ def _worker(rank, size, folder, n, d):
 
 def model(n: int, d: int, procs: int, k: int = 5) -> dict:
     """README "Many processes": the largest GEMM flop count and bytes sent of any rank, for PRDC with n rows per
-    set split evenly, following the schedule of ganmetrics.distributed (radius passes half-way round the ring,
+    set split evenly, following the schedule of ganmetrics.engines.ring (radius passes half-way round the ring,
     cross pass all the way)."""
-    from ganmetrics.distributed import _halves, _owns_pair
+    from ganmetrics.engines.ring import halves, owns_pair
 
     if procs == 1:  # two symmetric radius passes (each pair once) and one cross pass
         return {"gemm_flops_per_rank": 4.0 * n * n * d, "bytes_per_rank": 0}
 
     def computes(t, r, s):
-        return 2 * t == procs or _owns_pair(t, r, s, procs)
+        return 2 * t == procs or owns_pair(t, r, s, procs)
 
     cuts = [n * r // procs for r in range(procs + 1)]
     rows = [cuts[r + 1] - cuts[r] for r in range(procs)]
@@ -76,7 +80,7 @@ def model(n: int, d: int, procs: int, k: int = 5) -> dict:
             for t in range(1, procs // 2 + 1):
                 src = (me - t) % procs
                 if computes(t, me, src):
-                    a0, a1, b0, b1 = _halves(procs, me, src, rows[me], rows[src])
+                    a0, a1, b0, b1 = halves(procs, me, src, rows[me], rows[src])
                     flops += 2 * (a1 - a0) * (b1 - b0) * d
                     sent += (b1 - b0) * min(k, a1 - a0) * 16  # the block's rows get their neighbours back
             for step in range(procs // 2):  # blocks: the last hop only to a rank that computes with it
@@ -91,6 +95,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=20000)
     p.add_argument("--dim", type=int, default=2048)
     p.add_argument("--procs", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--fake", choices=("shifted", "collapsed"), default="shifted")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     import numpy as np
@@ -104,7 +109,10 @@ def main() -> None:
     single = None
     with tempfile.TemporaryDirectory() as folder:
         np.save(os.path.join(folder, "real.npy"), inception_like_features(args.n, args.dim, seed=0))
-        np.save(os.path.join(folder, "fake.npy"), inception_like_features(args.n, args.dim, seed=1, shift=0.1))
+        fake = inception_like_features(args.n, args.dim, seed=1, shift=0.1)
+        if args.fake == "collapsed":
+            fake = np.repeat(fake[:1], args.n, axis=0)
+        np.save(os.path.join(folder, "fake.npy"), fake)
         for size in sorted(args.procs):  # P = 1 first: the others are checked against it
             mp.spawn(_worker, args=(size, folder, args.n, args.dim), nprocs=size, join=True)
             ranks = [json.load(open(os.path.join(folder, f"rank{r}.json"))) for r in range(size)]
@@ -114,7 +122,7 @@ def main() -> None:
                    "bytes_sent_per_rank": max(r["bytes_sent"] for r in ranks),
                    "peak_rss_mb_per_rank": max(r["peak_rss_mb"] for r in ranks),
                    "rss_before_mb_per_rank": max(r["rss_before_mb"] for r in ranks),
-                   "model": model(args.n, args.dim, size)}
+                   "model": model(args.n, args.dim, size) if args.fake == "shifted" else None}
             rows.append(row)
             print(json.dumps(row), flush=True)
             for r in range(size):
@@ -126,7 +134,8 @@ def main() -> None:
             json.dump({"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
                        "versions": {"ganmetrics": gm.__version__, "torch": torch.__version__,
                                     "numpy": np.__version__},
-                       "threads_per_rank": "cores // ranks, at least 1", "n": args.n, "dim": args.dim, "rows": rows}, fh,
+                       "threads_per_rank": "cores // ranks, at least 1", "n": args.n, "dim": args.dim,
+                       "fake": args.fake, "rows": rows}, fh,
                       indent=1)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import ganmetrics as gm
-from ganmetrics.metrics.knn import forced_tiles
+from ganmetrics.engines import forced_tiles
 
 PEAK_SCRIPT = textwrap.dedent("""
     import json, sys

@@ -153,7 +153,7 @@ def test_gpu_frechet_matches_cpu():
 def test_gpu_pairwise_engine_matches_cpu_engine(tiles):
     from test_knn import adversarial_sets
 
-    from ganmetrics.metrics.knn import forced_tiles
+    from ganmetrics.engines import forced_tiles
 
     rng = np.random.default_rng(5)
     for name, real, fake in adversarial_sets(rng):

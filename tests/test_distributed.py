@@ -281,6 +281,80 @@ def test_prdc_on_a_ring_equals_one_process(size, tmp_path):
         np.testing.assert_array_equal(got["full_radii"], gm.knn_radii(fake, k=2)[a:b])
 
 
+def _collapsed_data():
+    """A real set with a block of copies, and a fake set collapsed onto a few points (one of them a real row)."""
+    rng = np.random.default_rng(5)
+    real = rng.standard_normal((80, 6))
+    real[20:35] = real[2]  # copies of one real row, spread over two ranks
+    fake = np.repeat(rng.standard_normal((3, 6)), [40, 25, 5], axis=0)
+    fake[60:64] = real[2]  # fake rows that coincide with the copied real row
+    return real, fake[rng.permutation(len(fake))]
+
+
+def _collapsed_worker(rank, size, folder):
+    from ganmetrics.engines import forced_tiles
+
+    dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=size,
+                            timeout=datetime.timedelta(seconds=60))
+    try:
+        real, fake = _collapsed_data()
+        rc, fc = _bounds(len(real), size), _bounds(len(fake), size)[::-1]
+        fc = len(fake) - fc
+        r, f = real[rc[rank]:rc[rank + 1]], fake[fc[rank]:fc[rank + 1]]
+        out = {"real_rows": (int(rc[rank]), int(rc[rank + 1])), "fake_rows": (int(fc[rank]), int(fc[rank + 1]))}
+        with forced_tiles(7, 5):  # many small tiles on every rank's local engine
+            res = gm.prdc(r, f, k=4, workspace_bytes=1 << 20, group="default")
+        out["prdc"], out["info"] = dict(res), res.info
+        whole = np.repeat(fake[:1], len(fake), axis=0)  # fully collapsed: the same row on every rank
+        out["collapsed"] = dict(gm.prdc(r, whole[fc[rank]:fc[rank + 1]], k=3, group="default"))
+        out["radii"] = gm.knn_radii(f, k=6, group="default")
+        out["nn1"] = dict(gm.nn1_accuracy(r, f, group="default"))
+        mem = gm.memorization(r, f, group="default")
+        out["memorization"] = {key: mem[key] for key in ("fraction", "indices", "flagged", "nearest_train")}
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out["realism"] = gm.realism_score(r, f, k=2, group="default")
+        with open(os.path.join(folder, f"rank{rank}.pkl"), "wb") as fh:
+            pickle.dump(out, fh)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.timeout(240)
+def test_duplicated_and_collapsed_sets_on_a_ring_go_through_distinct_rows(tmp_path):
+    """Copies within and across ranks, a collapsed fake set: every value equals one process's to the last bit, and
+    each rank took the copies through its distinct rows (the ring's info counts them), with a forced small
+    workspace and small tiles on every rank."""
+    import warnings
+
+    size = 3
+    mp.spawn(_collapsed_worker, args=(size, str(tmp_path)), nprocs=size, join=True)
+    real, fake = _collapsed_data()
+    want = gm.prdc(real, fake, k=4)
+    collapsed = dict(gm.prdc(real, np.repeat(fake[:1], len(fake), axis=0), k=3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        realism = gm.realism_score(real, fake, k=2)
+    mem = gm.memorization(real, fake)
+    for rank in range(size):
+        with open(tmp_path / f"rank{rank}.pkl", "rb") as fh:
+            got = pickle.load(fh)
+        fa, fb = got["fake_rows"]
+        assert got["prdc"] == dict(want), rank
+        assert got["collapsed"] == collapsed, rank
+        assert got["info"]["engine"] == "ring(host)" and got["info"]["ranks"] == size
+        assert got["info"]["distinct_fake"] <= 4 * size < len(fake)  # at most 4 distinct rows per rank
+        np.testing.assert_array_equal(got["radii"], gm.knn_radii(fake, k=6)[fa:fb])
+        assert got["nn1"] == dict(gm.nn1_accuracy(real, fake))
+        assert got["memorization"]["fraction"] == mem.fraction
+        np.testing.assert_array_equal(got["memorization"]["indices"], mem.indices)
+        np.testing.assert_array_equal(got["memorization"]["flagged"], mem.flagged[fa:fb])
+        np.testing.assert_array_equal(got["memorization"]["nearest_train"], mem.nearest_train[fa:fb])
+        np.testing.assert_array_equal(got["realism"], realism[fa:fb])
+
+
 @pytest.mark.timeout(240)
 def test_a_failing_rank_makes_every_rank_raise_the_same_error(tmp_path):
     mp.spawn(_worker, args=(3, str(tmp_path), "bad"), nprocs=3, join=True)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import ganmetrics as gm
 from ganmetrics._native import _core
-from ganmetrics.metrics.knn import forced_tiles
+from ganmetrics.engines import forced_tiles
 
 TILES = [None, (1, 1), (3, 5), (7, 2), (16, 16)]
 

@@ -12,7 +12,7 @@ import torch
 from conftest import kth_radius2, prdc_reference, sqdist
 
 import ganmetrics as gm
-from ganmetrics.metrics.knn import forced_tiles
+from ganmetrics.engines import forced_tiles
 
 K = 5
 
@@ -204,14 +204,14 @@ def test_knn_both_directions_equals_brute_force(name, build, cut, k, k_y, tiles)
     """One pass of the engine gives each row of x its k nearest rows of y and each row of y its k_y nearest rows
     of x (what the ring's radius passes use), both equal to a float64 brute force, ties by index."""
     from ganmetrics._arrays import as_features
-    from ganmetrics.metrics.knn import _HostEngine
+    from ganmetrics.engines import HostEngine
 
     pts = build()
     x, y = as_features(pts[:cut], "x"), as_features(pts[cut:], "y")
     center = np.concatenate([x.array, y.array]).astype(np.float64).mean(0)
     with forced_tiles(*(tiles or (0, 0))):
-        v, i, vy, iy, evaluated = _HostEngine().knn_both(x, y, k, k_y, center)
-        plain = _HostEngine().knn(y, x, k_y, center)
+        v, i, vy, iy, evaluated = HostEngine().knn_both(x, y, k, k_y, center)
+        plain = HostEngine().knn_pass(y, x, k_y, center)
     d2 = sqdist(x.array, y.array)
     want_v, want_i = _nearest(d2, k)
     want_vy, want_iy = _nearest(d2.T, k_y)

@@ -28,7 +28,7 @@ def test_kid_full_set_matches_formula(rng):
     res = gm.kid(x, y, subsets=None)
     assert res.std is None
     assert res.mean == pytest.approx(mmd2_unbiased(x, y, poly), rel=1e-12, abs=1e-15)
-    from ganmetrics.metrics.knn import forced_tiles
+    from ganmetrics.engines import forced_tiles
 
     with forced_tiles(7, 5):
         assert gm.kid(x, y, subsets=None).mean == pytest.approx(res.mean, rel=1e-12, abs=1e-15)

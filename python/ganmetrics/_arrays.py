@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
+from ganmetrics._io import check_npz
 
 F16, BF16, F32, F64 = 0, 1, 2, 3
 _CODE_OF = {np.dtype(np.float16): F16, np.dtype(np.float32): F32, np.dtype(np.float64): F64}
@@ -83,8 +84,6 @@ def _load_path(path: Any, name: str) -> np.ndarray:
         except ValueError as exc:
             raise ValueError(f"{name}: cannot read {p} as a numeric .npy array ({exc})") from None
     if p.endswith(".npz"):
-        from ganmetrics._io import check_npz
-
         check_npz(p, name)
         try:
             with np.load(p, allow_pickle=False) as z:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 from typing import Any, Callable
+from ganmetrics.images import as_source, is_image_input
 
 # keyword -> default; these reach the extraction, never the metric
 IMAGE_KEYWORDS: dict[str, Any] = {
@@ -35,7 +36,6 @@ def accepts_images(*names: str, want: str = "features", default_extractor: str |
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             image_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in IMAGE_KEYWORDS and k not in sig.parameters}
             bound = sig.bind(*args, **kwargs)
-            from ganmetrics.images import is_image_input
 
             targets = [n for n in names if n in bound.arguments and is_image_input(bound.arguments[n])]
             if not targets:
@@ -45,7 +45,6 @@ def accepts_images(*names: str, want: str = "features", default_extractor: str |
                                      "images (features and statistics are used as given)")
                 return fn(*args, **kwargs)
             from ganmetrics.extraction import run_input
-            from ganmetrics.images import as_source
 
             opts = {**IMAGE_KEYWORDS, **image_kw}
             if opts["extractor"] is None and default_extractor is not None:

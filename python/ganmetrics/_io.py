@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import os
+import struct
 import tempfile
 import zipfile
 from typing import Iterator
@@ -53,8 +56,6 @@ def check_npz(path: str, name: str) -> dict[str, tuple[int, ...]]:
 
 def sha256_file(path: str) -> str:
     """Hex SHA-256 of a file's bytes, read in 4 MiB blocks."""
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 22), b""):
@@ -65,9 +66,6 @@ def sha256_file(path: str) -> str:
 def map_zip_member(path: str, member: str) -> np.ndarray:
     """An .npy member of a zip (an .npz, a reference file) memory-mapped read-only when it is stored
     uncompressed; a compressed member is read into memory."""
-    import io
-    import struct
-
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo(member)
         if info.compress_type != zipfile.ZIP_STORED:

@@ -20,7 +20,7 @@ Bad input prints one line ``ganmetrics: error: ...`` and exits with status 2.
 Under ``torchrun --nproc_per_node=N -m ganmetrics fid|kid|prdc|stats ...`` the ranks split every input
 (the images of a folder/zip/array, or the rows of a feature file) into contiguous shares, each rank extracts
 and holds its share only (on ``cuda:LOCAL_RANK`` with ``--device cuda``), the metric runs over the shards
-(:mod:`ganmetrics.distributed`, gloo), and rank 0 prints the result and writes any output file.
+(:mod:`ganmetrics.engines.ring`, gloo), and rank 0 prints the result and writes any output file.
 """
 
 from __future__ import annotations
@@ -31,6 +31,27 @@ import os
 import sys
 import time
 import warnings
+
+import numpy as np
+import torch.distributed as dist
+
+from ganmetrics import __version__, engines
+from ganmetrics._arrays import as_features
+from ganmetrics._io import atomic_write
+from ganmetrics.datasets import inception_like_features
+from ganmetrics.demo import run_demo
+from ganmetrics.engines.ring import ShardError, gather, guarded
+from ganmetrics.extraction import run_input
+from ganmetrics.extractors.preprocess import CONVENTIONS, DEFAULT, PEER_OF
+from ganmetrics.images import is_image_input
+from ganmetrics.leaderboard import evaluate_many
+from ganmetrics.metrics.frechet import fid
+from ganmetrics.metrics.kernel import kid
+from ganmetrics.metrics.knn import prdc
+from ganmetrics.reference import Reference
+from ganmetrics.report import evaluate
+from ganmetrics.runtime import build_info
+from ganmetrics.stats import FeatureStats, as_stats, looks_like_statistics, stats_of
 
 
 
@@ -56,12 +77,9 @@ def _side(args, path: str, label: str, want: str, out: dict):
     """An input as the metric takes it: image inputs become features ("features") or statistics ("stats").
     Under torchrun: this rank's share (rows of a feature file; images of an image input, whose features or
     statistics are None when the share is empty)."""
-    from ganmetrics.images import is_image_input
-
     group = getattr(args, "_group", None)
     if not is_image_input(path):
         return path if group is None else _feature_share(path, label, args)
-    from ganmetrics.extraction import run_input
 
     device = args.device
     if group is not None and device == "cuda":
@@ -85,12 +103,7 @@ def _side(args, path: str, label: str, want: str, out: dict):
 def _feature_share(path: str, label: str, args):
     """This rank's contiguous share of the rows of a feature file (memory-mapped .npy: only those rows are read);
     a statistics .npz is whole on every rank (it is used as it is, not merged)."""
-    from ganmetrics._arrays import as_features
-    from ganmetrics.metrics.frechet import _looks_like_statistics
-
-    if str(path).endswith(".npz") and _looks_like_statistics(path, label):
-        from ganmetrics.stats import FeatureStats
-
+    if str(path).endswith(".npz") and looks_like_statistics(path, label):
         args._whole.add(label)
         return FeatureStats.load(path, name=label)
     f = as_features(path, label, min_rows=0)
@@ -110,7 +123,6 @@ def _sides(args, want: str) -> tuple[object, object, dict]:
 
     if group is None:
         return local()
-    from ganmetrics.distributed import guarded
 
     real, fake, info = guarded(group, local, args.command)
     return _settle_empty(real, group), _settle_empty(fake, group), _sum_counts(info, group)
@@ -118,11 +130,6 @@ def _sides(args, want: str) -> tuple[object, object, dict]:
 
 def _settle_empty(x, group):
     """An empty image share (None) as 0 rows (or empty statistics) of the width the other ranks found."""
-    import numpy as np
-
-    from ganmetrics.distributed import gather
-    from ganmetrics.stats import FeatureStats
-
     mine = None if x is None else (x.dim if isinstance(x, FeatureStats) else x.shape[1], isinstance(x, FeatureStats))
     found = [m for m in gather(mine, group) if m is not None]  # every rank gathers, empty or not
     if x is not None or not found:
@@ -133,8 +140,6 @@ def _settle_empty(x, group):
 
 def _sum_counts(info: dict, group) -> dict:
     """Image counts (read, skipped) summed over the ranks."""
-    from ganmetrics.distributed import gather
-
     counted = ("images_", "skipped_")
     out = {key: value for key, value in info.items() if not key.startswith(counted)}
     for other in gather(info, group):
@@ -147,43 +152,34 @@ def _sum_counts(info: dict, group) -> dict:
 def _merged_stats(x, label: str, args):
     """Statistics of an input: under torchrun, this rank's share merged over every rank (a statistics file is
     already whole and is used as it is)."""
-    from ganmetrics.metrics.frechet import _as_stats
-
     group = getattr(args, "_group", None)
     if group is None:
-        return _as_stats(x, label, progress=_progress(args))
+        return as_stats(x, label, progress=_progress(args))
     if label in args._whole:  # every rank read the same statistics file
         return x
-    from ganmetrics.distributed import sharded_stats
 
-    return sharded_stats(x, label, group, _progress(args))  # an empty share (more ranks than rows) included
+    return stats_of(engines.select(group=group), x, label, _progress(args))  # an empty share included
 
 
 def _cmd_fid(args) -> dict:
-    import ganmetrics as gm
-
     t0 = time.perf_counter()
     real, fake, info = _sides(args, "stats")
     real = _merged_stats(real, "REAL", args)
     fake = _merged_stats(fake, "FAKE", args)
-    value = gm.fid(real, fake, force=args.force)
+    value = fid(real, fake, force=args.force)
     return {"fid": value, "n_real": real.n, "n_fake": fake.n, "dim": real.dim, **info,
             "seconds": time.perf_counter() - t0}
 
 
 def _cmd_kid(args) -> dict:
-    import ganmetrics as gm
-
     t0 = time.perf_counter()
     real, fake, info = _sides(args, "features")
-    res = gm.kid(real, fake, subsets=args.subsets, subset_size=args.subset_size, progress=_progress(args),
+    res = kid(real, fake, subsets=args.subsets, subset_size=args.subset_size, progress=_progress(args),
                  group=getattr(args, "_group", None))
     return {"kid": res.mean, "kid_std": res.std, **info, "seconds": time.perf_counter() - t0}
 
 
 def _cmd_stats(args) -> dict:
-    from ganmetrics.stats import FeatureStats
-
     if os.path.exists(args.output) and os.path.samefile(args.output, args.features):
         raise ValueError(f"--output {args.output} is the input file; writing there would replace the "
                          "input with its statistics")
@@ -210,10 +206,8 @@ def _cmd_stats(args) -> dict:
     if group is None:
         stats, info = local()
     else:
-        from ganmetrics.distributed import all_reduce_stats, guarded
-
         stats, info = guarded(group, local, "stats")
-        stats = all_reduce_stats(_settle_empty(stats, group), group)
+        stats = _settle_empty(stats, group).all_reduce(group)
         info = _sum_counts(info, group)
     if getattr(args, "_rank", 0) == 0:  # under torchrun rank 0 writes
         stats.save(args.output)
@@ -221,22 +215,18 @@ def _cmd_stats(args) -> dict:
 
 
 def _cmd_prdc(args) -> dict:
-    import ganmetrics as gm
-
     t0 = time.perf_counter()
     real, fake, info = _sides(args, "features")
-    res = gm.prdc(real, fake, k=args.k, progress=_progress(args), group=getattr(args, "_group", None))
+    res = prdc(real, fake, k=args.k, progress=_progress(args), group=getattr(args, "_group", None))
     out = {key: float(res[key]) for key in ("precision", "recall", "density", "coverage")}
     out.update({"k": args.k, **info, "seconds": time.perf_counter() - t0})
     return out
 
 
 def _cmd_compare(args) -> dict:
-    import ganmetrics as gm
-
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     real, fake, info = _sides(args, "features")
-    report = gm.evaluate(real, fake, metrics=metrics, k=args.k, seed=args.seed, progress=_progress(args))
+    report = evaluate(real, fake, metrics=metrics, k=args.k, seed=args.seed, progress=_progress(args))
     out = dict(report)
     if "kid_estimate" in report.info:
         out["kid_estimate"] = report.info["kid_estimate"]
@@ -252,9 +242,6 @@ def _image_kw(args) -> dict:
 
 
 def _cmd_reference(args) -> dict:
-    from ganmetrics.images import is_image_input
-    from ganmetrics.reference import Reference
-
     if os.path.isdir(args.output):
         raise ValueError(f"--output {args.output} is a folder; give a file name such as ref.gmref")
     t0 = time.perf_counter()
@@ -268,10 +255,6 @@ def _cmd_reference(args) -> dict:
 
 
 def _cmd_leaderboard(args) -> dict:
-    from ganmetrics.images import is_image_input
-    from ganmetrics.leaderboard import evaluate_many
-    from ganmetrics.reference import Reference
-
     t0 = time.perf_counter()
     ref = Reference.load(args.reference)
     names = {}
@@ -296,8 +279,6 @@ def _cmd_leaderboard(args) -> dict:
     if args.html:
         board.to_html(args.html)
     if args.csv:
-        from ganmetrics._io import atomic_write
-
         with atomic_write(args.csv, "w") as fh:
             fh.write(board.to_csv())
     out = board.to_dict()
@@ -323,18 +304,15 @@ def _example_kwargs(kw: dict, dim: int) -> dict:
 
 def _cmd_example(args) -> dict:
     """FID and PRDC between one built-in real set and three built-in fake sets that fail in known ways."""
-    import ganmetrics as gm
-    from ganmetrics.datasets import inception_like_features
-
     real = inception_like_features(args.n, args.dim, seed=0)
-    real_stats = gm.FeatureStats.from_features(real)
+    real_stats = FeatureStats.from_features(real)
     out: dict = {"n": args.n, "dim": args.dim, "real": "Inception-like features (a 10-cluster mixture, 2048-d, "
                  "non-negative, decaying spectrum) drawn with seed 0", "sets": {}}
     t0 = time.perf_counter()
     for name, kw, meaning in EXAMPLE_SETS:
         fake = inception_like_features(args.n, args.dim, seed=1, **_example_kwargs(kw, args.dim))
-        res = gm.prdc(real, fake, k=5, progress=_progress(args))
-        row = {"fid": gm.fid(real_stats, fake)}
+        res = prdc(real, fake, k=5, progress=_progress(args))
+        row = {"fid": fid(real_stats, fake)}
         row.update({key: float(res[key]) for key in ("precision", "recall", "density", "coverage")})
         row["meaning"] = meaning
         out["sets"][name] = row
@@ -357,8 +335,6 @@ def _print_example(result: dict) -> None:
 
 
 def _cmd_demo(args) -> dict:
-    from ganmetrics.demo import run_demo
-
     t0 = time.perf_counter()
     rows = run_demo(args.out, train=args.train, n=args.n, progress=_progress(args))
     return {"report": os.path.join(args.out, "index.html"), "generators": len(rows),
@@ -366,9 +342,7 @@ def _cmd_demo(args) -> dict:
 
 
 def _cmd_info(args) -> dict:
-    import ganmetrics as gm
-
-    return gm.build_info()
+    return build_info()
 
 
 def _flatten(result: dict, prefix: str = "") -> list[tuple[str, object]]:
@@ -407,8 +381,6 @@ STATS_HELP = FEATURES_HELP + ", or a statistics .npz with mu and sigma (ganmetri
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ganmetrics import __version__
-
     p = argparse.ArgumentParser(
         prog="ganmetrics",
         description="Fast, exact metrics for generative models, from feature files (README: 'Use').",
@@ -422,8 +394,6 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--quiet", action="store_true", help="no progress bars (they show on a terminal only)")
 
     def images(sp):
-        from ganmetrics.extractors.preprocess import CONVENTIONS, DEFAULT, PEER_OF
-
         g = sp.add_argument_group("image inputs", "a folder of images, a .zip of images, an image .npz (arr_0, NHWC "
                                   "uint8) or a 4-D .npy is turned into features first")
         g.add_argument("--extractor", default=None, metavar="NAME",
@@ -603,7 +573,6 @@ def _join_group(args) -> None:
     if args.command not in SHARDED_COMMANDS:
         raise ValueError(f"under torchrun (WORLD_SIZE={world}) the commands that split their inputs between the ranks "
                          f"are {', '.join(SHARDED_COMMANDS)}; run {args.command!r} as one process")
-    import torch.distributed as dist
 
     if not dist.is_initialized():
         dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -634,8 +603,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         if getattr(args, "_group", None) is not None:
-            import torch.distributed as dist
-
             dist.destroy_process_group()
     if args._rank == 0:
         _print(result, args.json, args.command)
@@ -646,8 +613,6 @@ def _error(args, message: str) -> None:
     """One line on stderr. Under torchrun every rank raises the same error for bad arguments and files (checked on
     every rank before the group forms) and for a share that fails (every rank reports the first failing rank's
     error): rank 0 prints those; any other error of a rank is printed by that rank, naming it."""
-    from ganmetrics.distributed import ShardError
-
     try:
         rank, world = _launched_ranks()
     except ValueError:

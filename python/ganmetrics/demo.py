@@ -17,6 +17,7 @@ import numpy as np
 
 import ganmetrics as gm
 from ganmetrics._io import atomic_write
+from ganmetrics._progress import progress_bar
 from ganmetrics.models import data, zoo
 from ganmetrics.models.degraded import Blurred, Collapsed, ModeDropped, Noised, TrueSampler
 
@@ -104,7 +105,6 @@ def run_demo(out_dir: str = "ganmetrics-demo", train: bool = False, n: int = 200
     import matplotlib
 
     matplotlib.use("Agg")
-    from ganmetrics._progress import progress_bar
 
     t0 = time.perf_counter()
     os.makedirs(out_dir, exist_ok=True)

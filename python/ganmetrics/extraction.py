@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ganmetrics import images as _img
-from ganmetrics._io import _sweep_stale_temps, atomic_write
+from ganmetrics._io import _sweep_stale_temps, atomic_write, npy_header
 from ganmetrics._progress import progress_bar
 from ganmetrics.stats import FeatureStats
 
@@ -137,8 +137,6 @@ class _Writer:
 
 def _shrink_npy(path: str, shape: tuple[int, int]) -> None:
     """Give an .npy file a smaller row count, in place (the header keeps its padded length) and truncate it."""
-    from ganmetrics._io import npy_header
-
     _, _, dtype, offset = npy_header(path)
     header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
     buf = io.BytesIO()

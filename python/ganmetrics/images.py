@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ganmetrics._io import map_zip_member, sha256_file
+from ganmetrics._io import check_npz, map_zip_member, npy_header, sha256_file
 
 IMAGE_EXTENSIONS = ("bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp")
 
@@ -398,8 +398,6 @@ def is_image_input(x: Any) -> bool:
         if os.path.isdir(path) or path.lower().endswith(".zip"):
             return True
         if path.endswith(".npy") and os.path.isfile(path):
-            from ganmetrics._io import npy_header
-
             try:
                 return len(npy_header(path)[0]) == 4
             except ValueError:
@@ -420,8 +418,6 @@ def is_image_input(x: Any) -> bool:
 
 def _npz_image_key(path: str) -> str | None:
     """The .npz's image array (``arr_0`` first, then the first 4-D array by name); None for statistics."""
-    from ganmetrics._io import check_npz
-
     shapes = check_npz(path, path)
     if shapes.keys() & {"mu", "sigma"}:
         return None

@@ -6,11 +6,8 @@ side computed once) and attaches to FID and the k-NN metrics the half-sampling i
 fixed: each round subsamples the generated set only, so every round reuses the factored real covariance and
 the real k-NN radii. The interval therefore covers the variation from the generated samples.
 
-:func:`compare` asks whether generator A beats generator B: it resamples the real set jointly for both (the
-same real half-sample in a round is compared with a half-sample of A and one of B), so the real set's own
-variation cancels in the difference -- a paired comparison, tighter than two separate intervals. It returns
-the difference with its interval and the probability that A is better. The leaderboard runs it between
-neighbours in the ranking and marks which are distinguishable at the stated level.
+:func:`~ganmetrics.paired.compare` asks whether generator A beats generator B with a paired bootstrap; the
+leaderboard runs it between neighbours in the ranking and marks which are distinguishable at the stated level.
 """
 
 from __future__ import annotations
@@ -25,113 +22,17 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ganmetrics import __version__
 from ganmetrics._arrays import Features
+from ganmetrics._io import atomic_write
 from ganmetrics._progress import steps
-from ganmetrics.metrics.bootstrap import RANGES, Interval, _interval
-from ganmetrics.metrics.frechet import _Reference, _Side
-from ganmetrics.metrics.knn import _prdc_result, _real_fake_pass, exact_radii2
-from ganmetrics.reference import KNN_METRICS, Reference
+from ganmetrics.metrics.bootstrap import KNN_METRICS, RANGES, Interval, _interval
+from ganmetrics.metrics.frechet import _Side
+from ganmetrics.metrics.knn import prdc_features
+from ganmetrics.paired import INTERVAL_METRICS, LOWER_IS_BETTER, Comparison, _better_key, _idx, _sub, compare
+from ganmetrics.reference import Reference
 from ganmetrics.report import check_metrics
 from ganmetrics.stats import FeatureStats
-
-INTERVAL_METRICS = ("fid", *KNN_METRICS)
-LOWER_IS_BETTER = {"fid", "kid", "kid_std"}
-
-
-def _better_key(metric: str):
-    """Sort key: smaller is better."""
-    if metric in LOWER_IS_BETTER:
-        return lambda v: v
-    if metric == "nn1_accuracy":
-        return lambda v: abs(v - 0.5)
-    return lambda v: -v
-
-
-def _idx(rng: np.random.Generator, n: int, m: int) -> np.ndarray:
-    return np.sort(rng.choice(n, m, replace=False))
-
-
-def _sub(f: Features, idx: np.ndarray, name: str) -> Features:
-    return Features(np.ascontiguousarray(f.array[idx]), f.code, name)
-
-
-# ------------------------------------------------------------------------------------------------ compare
-@dataclass(frozen=True)
-class Comparison:
-    """A minus B on ``metric`` (``difference``), its interval [``low``, ``high``] at ``confidence``, and the
-    probability that A is better (lower FID/KID, higher precision/recall/density/coverage)."""
-
-    metric: str
-    difference: float
-    low: float
-    high: float
-    confidence: float
-    prob_a_better: float
-    paired: bool
-    n_boot: int
-
-    @property
-    def distinguishable(self) -> bool:
-        """Whether the interval of the difference excludes 0."""
-        return self.low > 0 or self.high < 0
-
-
-def _round_values(metric: str, k: int, real: Features, fakes: Sequence[Features],
-                  real_stats: FeatureStats | None = None, fd: _Reference | None = None,
-                  radii2: np.ndarray | None = None) -> list[float]:
-    """``metric`` of each fake set against one real set, sharing the real side's work between them."""
-    if metric == "fid":
-        fd = fd or _Reference(_Side.of(real_stats or FeatureStats.from_features(real), "real covariance"))
-        return fd.distances([_Side.of(FeatureStats.from_features(f), "fake covariance") for f in fakes])
-    r2 = exact_radii2(real, k) if radii2 is None else radii2
-    return [_prdc_result(*_real_fake_pass(real, f, k, fake_radii=True, col_min=True, strict=False,
-                                          workspace_bytes=None, progress=False, real_radii2=r2))[metric]
-            for f in fakes]
-
-
-def compare(ref: Reference, fake_a: Any, fake_b: Any, metric: str = "fid", *, n_boot: int = 50,
-            fraction: float = 0.5, confidence: float = 0.95, seed: int = 0, k: int | None = None, paired: bool = True,
-            force: bool = False, progress: bool | None = None, **image_kw: Any) -> Comparison:
-    """A against B on ``metric`` (fid, precision, recall, density, coverage) with a bootstrap that resamples the
-    real set jointly for both (``paired=False``: independently for each, for comparison). Needs the real
-    features in the reference. Half-sampling as in :func:`ganmetrics.bootstrap`: the interval is that of the
-    difference of the expected metrics at these sample sizes."""
-    if metric not in INTERVAL_METRICS:
-        raise ValueError(f"metric must be one of {', '.join(INTERVAL_METRICS)}, got {metric!r}")
-    if ref.features is None:
-        raise ValueError("compare resamples the real set: build the reference with keep_features=True (or a "
-                         "metric that needs the features)")
-    if not 0.0 < fraction < 1.0 or not 0.0 < confidence < 1.0:
-        raise ValueError(f"fraction and confidence must be in (0, 1), got {fraction} and {confidence}")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
-        raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
-    k = ref.k if k is None else int(k)
-    image_kw = dict(image_kw)  # the extractor built for A serves B
-    fa = ref._fake(fake_a, force, image_kw, progress)
-    fb = ref._fake(fake_b, force, image_kw, progress)
-    real = ref.features
-    full = _round_values(metric, k, real, [fa, fb], ref.stats, ref.fd_reference() if metric == "fid" else None,
-                         ref.radii2.get(k))
-    rng = np.random.default_rng(seed)
-    m_r, m_a, m_b = (max(k + 2, int(round(fraction * n))) for n in (real.n, fa.n, fb.n))
-    diffs = []
-    for _ in steps(range(n_boot), n_boot, f"paired bootstrap ({metric})", unit="rounds", progress=progress):
-        ra = _sub(real, _idx(rng, real.n, m_r), "real")
-        sa, sb = _sub(fa, _idx(rng, fa.n, m_a), "fake A"), _sub(fb, _idx(rng, fb.n, m_b), "fake B")
-        if paired:
-            va, vb = _round_values(metric, k, ra, [sa, sb])
-        else:
-            rb = _sub(real, _idx(rng, real.n, m_r), "real")
-            va, vb = _round_values(metric, k, ra, [sa])[0], _round_values(metric, k, rb, [sb])[0]
-        diffs.append(va - vb)
-    diffs = np.asarray(diffs)
-    iv = _interval(full[0] - full[1], diffs, fraction, confidence)
-    scale = np.sqrt(fraction / (1.0 - fraction))
-    spread = (full[0] - full[1]) + scale * (diffs - diffs.mean())
-    a_better = spread < 0 if metric in LOWER_IS_BETTER else spread > 0
-    prob = float(np.mean(a_better) + 0.5 * np.mean(spread == 0))
-    return Comparison(metric, iv.value, iv.low, iv.high, confidence, prob, paired, n_boot)
-
 
 # ---------------------------------------------------------------------------------------------- leaderboard
 @dataclass
@@ -236,8 +137,6 @@ class Leaderboard:
 
     def to_html(self, folder: str) -> str:
         """``folder/index.html`` (the table and the plot) and ``folder/metrics.png``. Returns the page's path."""
-        from ganmetrics._io import atomic_write
-
         os.makedirs(folder, exist_ok=True)
         self.plot(os.path.join(folder, "metrics.png"))
         rows = []
@@ -270,8 +169,6 @@ def evaluate_many(ref: Reference, fakes: Mapping[str, Any] | Sequence[Any], metr
     """Every generator in ``fakes`` (a dict name -> features/images, or a list: named "0", "1", ...) against
     ``ref``; ``n_boot=0`` skips the intervals and comparisons. ``sort``: the ranking metric (default the
     first of ``metrics``)."""
-    from ganmetrics import __version__
-
     named = dict(fakes) if isinstance(fakes, Mapping) else {str(i): f for i, f in enumerate(fakes)}
     if not named:
         raise ValueError("fakes is empty")
@@ -331,9 +228,7 @@ def _fake_intervals(ref: Reference, ff: Features, metrics: list[str], rep, k: in
     if knn:
         thetas = {x: [] for x in knn}
         for i in idx:
-            res = _prdc_result(*_real_fake_pass(ref.features, _sub(ff, i, "fake"), k, fake_radii=True, col_min=True,
-                                                strict=False, workspace_bytes=None, progress=False,
-                                                real_radii2=ref.radii2[k]))
+            res = prdc_features(ref.features, _sub(ff, i, "fake"), k, progress=False, real_radii2=ref.radii2[k])
             for x in knn:
                 thetas[x].append(res[x])
         for x in knn:

@@ -26,27 +26,29 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ganmetrics._arrays import Features, as_features
+from ganmetrics import __version__
+from ganmetrics._arrays import Features, as_features, is_path
 from ganmetrics._image_inputs import IMAGE_KEYWORDS
 from ganmetrics._io import atomic_write, map_zip_member
-from ganmetrics.metrics.frechet import _Reference, _Side
-from ganmetrics.metrics.knn import _check_k, exact_radii2
+from ganmetrics.engines import check_k
+from ganmetrics.images import is_image_input
+from ganmetrics.metrics.bootstrap import KNN_METRICS
+from ganmetrics.metrics.frechet import _Reference, _Side, warn_small
+from ganmetrics.metrics.knn import exact_radii2
+from ganmetrics.paired import compare
 from ganmetrics.report import DEFAULT_METRICS, Report, _evaluate, check_metrics
-from ganmetrics.stats import FeatureStats
+from ganmetrics.stats import FeatureStats, looks_like_statistics
 
 FORMAT = "ganmetrics-reference"
 FORMAT_VERSION = 1
-KNN_METRICS = ("precision", "recall", "density", "coverage")
 NEEDS_FEATURES = {"kid", "nn1_accuracy", "prd", *KNN_METRICS}
 
 
 def _features_of(x: Any, name: str, image_kw: dict, progress: bool | None) -> tuple[Features, Any]:
     """Features of an input, extracting images first with ``image_kw`` (then also the extractor, which the
     caller can put back as ``image_kw["extractor"]`` for the next input)."""
-    from ganmetrics.images import is_image_input
-
     if is_image_input(x):
-        from ganmetrics.extraction import run_input
+        from ganmetrics.extraction import run_input  # torch: an optional heavy dependency
 
         kw = {key: value for key, value in image_kw.items() if value is not None}
         res, ext = run_input(x, name, kw.pop("extractor", None), progress=progress, **kw)
@@ -93,7 +95,7 @@ class Reference:
         if feature_extractor is not None and extracted_by is not None and feature_extractor != extracted_by:
             raise ValueError(f"feature_extractor={feature_extractor!r} but the images were read by {extracted_by!r}")
         name = feature_extractor or extracted_by
-        ks = [_check_k(x, "k", f.n, "real") for x in ks]
+        ks = [check_k(x, "k", f.n, "real") for x in ks]
         stats = FeatureStats.from_features(f, feature_extractor=name, progress=progress)
         radii = {x: exact_radii2(f, x, progress=progress) for x in dict.fromkeys(ks)} if set(metrics) & set(KNN_METRICS) else {}
         keep = bool(set(metrics) & NEEDS_FEATURES) if keep_features is None else bool(keep_features)
@@ -143,14 +145,11 @@ class Reference:
 
     def _fake_stats(self, fake: Any, force: bool) -> FeatureStats | None:
         """The fake set when it is given as statistics (a FeatureStats or a statistics .npz): FID only."""
-        from ganmetrics._arrays import is_path
-        from ganmetrics.metrics.frechet import _looks_like_statistics
-
         st = None
         if isinstance(fake, FeatureStats):
             st = fake
         elif is_path(fake) and os.fspath(fake).endswith(".npz") and os.path.isfile(fake) \
-                and _looks_like_statistics(fake, "fake"):
+                and looks_like_statistics(fake, "fake"):
             st = FeatureStats.load(fake, name="fake")
         if st is not None and not force and st.feature_extractor and self.feature_extractor \
                 and st.feature_extractor != self.feature_extractor:
@@ -187,8 +186,6 @@ class Reference:
                          real_radii2=self.radii2.get(k))
 
     def _evaluate_stats(self, stats: FeatureStats, metrics: list[str], k: int, seed: int) -> Report:
-        from ganmetrics.metrics.frechet import warn_small
-
         if metrics != ["fid"]:
             raise ValueError(f"fake is statistics (mean and covariance): they serve FID only, not "
                              f"{', '.join(m for m in metrics if m != 'fid')}; give the fake features for those")
@@ -211,7 +208,7 @@ class Reference:
         if self.features is not None:
             arrays["features"] = self.features.array
         header = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "ganmetrics_version": _version(),
+            "format": FORMAT, "format_version": FORMAT_VERSION, "ganmetrics_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "feature_extractor": self.feature_extractor,
             "metrics": list(self.metrics), "k": self.k, "ks": sorted(self.radii2), "n": self.n, "dim": self.dim,
             "cov_unit_roundoff": self.stats.cov_unit_roundoff,
@@ -269,16 +266,8 @@ class Reference:
 
     # ---------------------------------------------------------------------------------------- comparisons
     def compare(self, fake_a: Any, fake_b: Any, metric: str = "fid", **kw: Any):
-        """Is A better than B on ``metric``? See :func:`ganmetrics.leaderboard.compare`."""
-        from ganmetrics.leaderboard import compare
-
+        """Is A better than B on ``metric``? See :func:`ganmetrics.paired.compare`."""
         return compare(self, fake_a, fake_b, metric, **kw)
-
-
-def _version() -> str:
-    from ganmetrics import __version__
-
-    return __version__
 
 
 def _check_header(header: dict, path: str) -> None:
@@ -289,7 +278,7 @@ def _check_header(header: dict, path: str) -> None:
         raise ValueError(f"{path}: format_version {version!r} is not valid")
     if version > FORMAT_VERSION:
         raise ValueError(f"{path} was written by a newer ganmetrics ({header.get('ganmetrics_version')}, format "
-                         f"version {version}); this one ({_version()}) reads format version {FORMAT_VERSION}: upgrade")
+                         f"version {version}); this one ({__version__}) reads format version {FORMAT_VERSION}: upgrade")
     for key in ("n", "dim", "k", "ks", "metrics", "arrays", "cov_unit_roundoff"):
         if key not in header:
             raise ValueError(f"{path}: the header lacks {key!r}")

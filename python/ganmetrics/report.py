@@ -9,13 +9,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from ganmetrics._arrays import as_features
+from ganmetrics._image_inputs import accepts_images
+from ganmetrics.engines import check_same_dim
 from ganmetrics.metrics.frechet import _Side, stats_distance, warn_small
 from ganmetrics.metrics.kernel import kid
-from ganmetrics.metrics.knn import _check_same_dim, _prdc_result, _real_fake_pass, nn1_accuracy
+from ganmetrics.metrics.knn import nn1_accuracy, prdc_features
 from ganmetrics.metrics.prd import prd
 from ganmetrics.metrics.vendi import vendi
 from ganmetrics.stats import FeatureStats
-from ganmetrics._image_inputs import accepts_images
 
 KNOWN = ("fid", "kid", "precision", "recall", "density", "coverage", "nn1_accuracy", "vendi", "prd")
 DEFAULT_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage")
@@ -77,7 +78,7 @@ def _evaluate(fr, ff, metrics: Sequence[str], *, k: int, seed: int, kid_subsets,
     statistics, the factored Fréchet reference, its exact squared k-NN radii) and that work is skipped."""
     metrics = check_metrics(metrics)
     if fr is not None:
-        _check_same_dim(fr, ff)
+        check_same_dim(fr, ff)
     values: dict[str, float] = {}
     timings: dict[str, float] = {}
 
@@ -109,9 +110,7 @@ def _evaluate(fr, ff, metrics: Sequence[str], *, k: int, seed: int, kid_subsets,
             kid_estimate = f"unbiased estimate over the full sets ({fr.n} real, {ff.n} fake); no subset spread"
     knn = [m for m in ("precision", "recall", "density", "coverage") if m in metrics]
     if knn:
-        res = timed("prdc", lambda: _prdc_result(*_real_fake_pass(
-            fr, ff, k, fake_radii=True, col_min=True, strict=False, workspace_bytes=None, progress=progress,
-            real_radii2=real_radii2)))
+        res = timed("prdc", lambda: prdc_features(fr, ff, k, progress=progress, real_radii2=real_radii2))
         values.update({m: res[m] for m in knn})
     if "nn1_accuracy" in metrics:
         values["nn1_accuracy"] = timed("nn1_accuracy", lambda: nn1_accuracy(fr, ff, progress=progress).accuracy)

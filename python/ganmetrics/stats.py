@@ -15,10 +15,14 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from ganmetrics import __version__
+from ganmetrics import engines
 from ganmetrics._arrays import F64, Features, as_features, is_path
+from ganmetrics._cuda_arrays import as_device_features, is_device_array, require_cuda
+from ganmetrics._cuda_arrays import moments_update as device_update
 from ganmetrics._io import atomic_write, check_npz, iter_npy_row_blocks, npy_header
-from ganmetrics._native import _core
+from ganmetrics._native import _core, _cuda
 from ganmetrics._progress import counted, progress_bar
+from ganmetrics.engines import Engine, Set
 
 _BLOCK_BYTES = 64 << 20  # rows read from an .npy file (or folded per subset pass) at a time: bounds memory
 F64_UNIT_ROUNDOFF = 2.0**-53
@@ -153,9 +157,6 @@ class FeatureStats:
         self._require_mergeable()
         if device not in (None, "cpu", "cuda"):
             raise ValueError(f"device must be 'cpu', 'cuda' or None (follow the input), got {device!r}")
-        from ganmetrics._cuda_arrays import as_device_features, is_device_array
-        from ganmetrics._cuda_arrays import moments_update as device_update
-
         if is_device_array(batch):
             if device == "cpu":
                 raise ValueError("batch lives on a CUDA device; device='cpu' needs a host array")
@@ -180,9 +181,6 @@ class FeatureStats:
         return self
 
     def _update_host_on_gpu(self, batch: Any) -> "FeatureStats":
-        from ganmetrics._cuda_arrays import require_cuda
-        from ganmetrics._native import _cuda
-
         require_cuda("device='cuda'")
         f = as_features(batch, "batch", check=False)
         self._check_dim(f)
@@ -243,11 +241,33 @@ class FeatureStats:
 
     def all_reduce(self, group: Any = "default") -> "FeatureStats":
         """Merge the statistics of every rank of a torch.distributed process group into this one, in place and
-        exactly (see :mod:`ganmetrics.distributed`): afterwards every rank holds the statistics of all the
+        exactly (see :mod:`ganmetrics.engines.ring`): afterwards every rank holds the statistics of all the
         shards. ``group``: ``"default"`` or a ProcessGroup. Returns self."""
-        from ganmetrics.distributed import all_reduce_stats
+        if group is None:
+            return self
+        merged = self.reduced(engines.select(group=group))
+        with self._lock:
+            self._n, self._mean, self._m2 = merged._n, merged._mean, merged._m2
+            self._unit_roundoff = merged._unit_roundoff
+            self.feature_extractor = merged.feature_extractor
+        return self
 
-        return all_reduce_stats(self, group)
+    def reduced(self, eng: Engine) -> "FeatureStats":
+        """The statistics of every process of ``eng`` together (merged in process order, Chan's formula; these
+        statistics themselves for an engine of one process)."""
+        if not eng.distributed:
+            return self
+
+        def local() -> None:
+            self._require_mergeable()
+
+        eng.local(local, "FeatureStats.all_reduce")
+        with self._lock:
+            n, mean, m2, u, name = eng.reduce_moments(int(self._n or 0), self._mean, self._m2, self._unit_roundoff,
+                                                      self.dim, self.feature_extractor)
+        out = FeatureStats(self.dim, name)
+        out._n, out._mean, out._m2, out._unit_roundoff = n, mean, m2, u
+        return out
 
     def copy(self) -> "FeatureStats":
         out = FeatureStats(self.dim, self.feature_extractor)
@@ -263,8 +283,6 @@ class FeatureStats:
         cls, x: Any, *, feature_extractor: str | None = None, progress: bool | None = None, device: str | None = None
     ) -> "FeatureStats":
         """Statistics of a whole feature set (array, tensor, or .npy/.npz path); ``device`` as in :meth:`update`."""
-        from ganmetrics._cuda_arrays import as_device_features, is_device_array
-
         if is_device_array(x):
             f = as_device_features(x, "features")
             return cls(f.dim, feature_extractor).update(x, device=device)
@@ -374,12 +392,7 @@ class FeatureStats:
         sizes = sorted({int(s) for s in sizes})
         if not sizes or sizes[0] < 1 or sizes[-1] > f.n:
             raise ValueError(f"sizes must lie in [1, {f.n}], got {sizes}")
-        parts = cls.of_subsets(f, prefix_segments(f.n, sizes, seed), progress=progress)
-        acc = cls(f.dim)
-        for i in range(len(parts)):
-            acc.merge(parts[i])
-            parts[i] = None
-            yield acc
+        yield from nested_prefix_stats(engines.HostEngine(), Set("features", f, f.n), sizes, seed, progress)
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike) -> None:
@@ -434,6 +447,65 @@ class FeatureStats:
                 raise ValueError(f"{label}: key 'cov_unit_roundoff' must be one float in (0, 1), got {u_file}")
             u = max(u, float(u_file))
         return cls.from_mean_cov(mu, sigma, n, feature_extractor=str(fx) if fx else None, unit_roundoff=u)
+
+
+def looks_like_statistics(path: Any, name: str) -> bool:
+    """Whether an .npz file holds statistics (``mu`` or ``sigma``) rather than features."""
+    return bool(check_npz(os.fspath(path), name).keys() & {"mu", "sigma"})
+
+
+def as_stats(x: Any, name: str, progress: bool | None = None) -> FeatureStats:
+    """A FeatureStats, a statistics file or features (array, tensor, .npy/.npz) as FeatureStats; errors name
+    ``name``."""
+    try:
+        if isinstance(x, FeatureStats):
+            return x
+        if is_path(x) and str(x).endswith(".npz"):
+            if not os.path.exists(x):
+                raise FileNotFoundError(f"{name}: no such file: {os.fspath(x)}")
+            if looks_like_statistics(x, name):  # mu or sigma present: statistics, and both must be there
+                return FeatureStats.load(x, name=name)
+        return FeatureStats.from_features(x, progress=progress)
+    except ValueError as exc:
+        msg = str(exc)
+        raise ValueError(msg if msg.startswith(name) else f"{name}: {msg}") from None
+
+
+def stats_of(eng: Engine, x: Any, name: str, progress: bool | None = None) -> FeatureStats:
+    """The statistics of one input over every process of ``eng``: each holds a FeatureStats, a statistics file or
+    features (on a ring a process may hold no rows: 0 rows of the right width, or empty statistics)."""
+    if not eng.distributed:
+        return as_stats(x, name, progress)
+
+    def local() -> FeatureStats:
+        if isinstance(x, FeatureStats):
+            return x.copy()
+        f = as_features(x, name, min_rows=0)
+        st = FeatureStats(f.dim)
+        return st.update(f, progress=progress) if f.n else st
+
+    return eng.local(local, f"statistics of {name}").reduced(eng)
+
+
+def subset_stats(eng: Engine, s: Set, subsets: Sequence[np.ndarray], progress: bool | None = None
+                 ) -> list[FeatureStats]:
+    """The statistics of each subset (global row indices) of a set, over every process of ``eng``."""
+    f = s.local
+    local = [eng.local_indices(s, idx) for idx in subsets]
+    parts = FeatureStats.of_subsets(f, local, progress=progress) if f.n else [FeatureStats(f.dim) for _ in local]
+    return [p.reduced(eng) for p in parts]
+
+
+def nested_prefix_stats(eng: Engine, s: Set, sizes: Iterable[int], seed: int | None,
+                        progress: bool | None = None) -> Iterator[FeatureStats]:
+    """One running FeatureStats of the first ``sizes[i]`` rows of one seeded shuffle of a whole set (the same
+    shuffle on any number of processes), grown prefix by prefix."""
+    acc = FeatureStats(s.dim)
+    parts = subset_stats(eng, s, prefix_segments(s.n, sizes, seed), progress)
+    for i in range(len(parts)):
+        acc.merge(parts[i])
+        parts[i] = None  # each segment's d x d state freed once merged
+        yield acc
 
 
 def _scalar_key(z: Mapping[str, Any], key: str, kinds: str, label: str, what: str) -> Any:

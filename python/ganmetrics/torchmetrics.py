@@ -4,7 +4,7 @@ Importable when torchmetrics is installed. Each class takes feature vectors in `
 real=True/False)``; in a torch.distributed run ``compute()`` gives every process the same answer as one
 process on the concatenated data, without gathering the features (torchmetrics' own sync would copy every
 process's features to every process): each process keeps its own states and ``compute()`` runs the
-sharded paths of :mod:`ganmetrics.distributed` over the metric's ``process_group`` (default: the world):
+sharded paths of :mod:`ganmetrics.engines.ring` over the metric's ``process_group`` (default: the world):
 
 - :class:`FrechetDistance` keeps float64 sufficient statistics per side (n, mean, M2), merged over the
   processes with Chan's formula (exact, unlike summing raw second moments);
@@ -34,6 +34,9 @@ import torch
 from torchmetrics import Metric
 
 from ganmetrics._native import _core
+from ganmetrics.engines.ring import memory_of_this_process, peak_memory, resolve_group
+from ganmetrics.extractors import get_extractor
+from ganmetrics.images import _channels
 from ganmetrics.metrics.frechet import stats_distance, warn_small
 from ganmetrics.metrics.kernel import _float32_products, kid
 from ganmetrics.metrics.knn import prdc
@@ -73,8 +76,6 @@ class _KeepReal(Metric):
 
     def _images_extractor(self):
         if self._extractor is None:
-            from ganmetrics.extractors import get_extractor
-
             extractor, resize, weights = self._extractor_args
             resize = resize if extractor == "inception-v3" or extractor is None else None
             self._extractor = get_extractor(extractor, resize=resize, weights=weights, device=str(self.device))
@@ -94,8 +95,6 @@ class _KeepReal(Metric):
         ext = self._images_extractor()
         imgs = x.permute(0, 2, 3, 1).cpu().numpy()
         if imgs.shape[3] != ext.channels:
-            from ganmetrics.images import _channels
-
             imgs = np.stack([_channels(im, ext.channels, "images") for im in imgs])
         batch = torch.stack([ext.prepare(im) for im in imgs])
         return ext(batch)[0]
@@ -108,8 +107,6 @@ class _KeepReal(Metric):
         self._compute_group = (process_group or self.process_group or "default") if on else None
 
     def _record_memory(self) -> None:
-        from ganmetrics.distributed import memory_of_this_process, peak_memory, resolve_group
-
         group = self._compute_group
         self.compute_info = {"peak_memory": [memory_of_this_process()] if group is None
                              else peak_memory(resolve_group(group))}
@@ -161,10 +158,7 @@ class FrechetDistance(_KeepReal):
         out._n = int(round(float(getattr(self, f"{side}_n").item())))
         out._mean = np.ascontiguousarray(getattr(self, f"{side}_mean").cpu().numpy(), dtype=np.float64).copy()
         out._m2 = np.ascontiguousarray(getattr(self, f"{side}_m2").cpu().numpy(), dtype=np.float64).copy()
-        if self._compute_group is not None:
-            from ganmetrics.distributed import all_reduce_stats
-
-            all_reduce_stats(out, self._compute_group)
+        out.all_reduce(self._compute_group)
         if out.n < 2:
             raise ValueError(f"FrechetDistance needs at least 2 {side} samples, got {out.n}")
         return out

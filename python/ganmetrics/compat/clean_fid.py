@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
-import numpy as np
-
-from ganmetrics._arrays import as_features
-from ganmetrics._native import _core
+from ganmetrics.engines import HostEngine
+from ganmetrics.images import Generator
 from ganmetrics.metrics.frechet import fid as _fid
 from ganmetrics.metrics.frechet import frechet_distance as _frechet_distance
 from ganmetrics.metrics.kernel import POLYNOMIAL
-from ganmetrics.metrics.knn import _check_same_dim
 
 __all__ = ["frechet_distance", "kernel_distance", "compute_fid"]
 
@@ -30,8 +28,9 @@ def kernel_distance(feats1: Any, feats2: Any, num_subsets: int = 100, max_subset
     the cubic polynomial kernel, on subsets of m = min(len(feats1), len(feats2), max_subset_size)
     samples drawn without replacement from numpy's global random state (feats2 first, as clean-fid
     draws them: seed it with ``np.random.seed`` for the same subsets). Kernel sums in float64."""
-    f1, f2 = as_features(feats1, "feats1", min_rows=2), as_features(feats2, "feats2", min_rows=2)
-    _check_same_dim(f1, f2)
+    eng = HostEngine(progress=False)
+    s1, s2 = eng.sets({"feats1": feats1, "feats2": feats2})
+    f1, f2 = s1.local, s2.local
     if num_subsets < 1:
         raise ValueError(f"num_subsets must be >= 1, got {num_subsets}")
     m = min(f1.n, f2.n, int(max_subset_size))
@@ -41,8 +40,7 @@ def kernel_distance(feats1: Any, feats2: Any, num_subsets: int = 100, max_subset
     for _ in range(num_subsets):
         xi.append(np.random.choice(f2.n, m, replace=False))
         yi.append(np.random.choice(f1.n, m, replace=False))
-    values = _core.mmd_subsets(f2.array, f2.code, f1.array, f1.code, np.stack(xi), np.stack(yi), POLYNOMIAL,
-                               1.0 / f1.dim, 1.0, 3)
+    values = eng.subset_mmd2(s2, s1, (POLYNOMIAL, 1.0 / f1.dim, 1.0, 3), np.stack(xi), np.stack(yi), False)
     return float(values.mean())
 
 
@@ -57,7 +55,6 @@ def compute_fid(fdir1=None, fdir2=None, gen=None, mode="clean", model_name="ince
     when available, else the CPU. Not reproduced, and refused: clean-fid's downloadable dataset statistics
     (``fdir2`` must be given), ``model_name="clip_vit_b_32"`` and the custom extractor/transform hooks."""
     from ganmetrics.extraction import run_input
-    from ganmetrics.images import Generator
 
     if model_name != "inception_v3":
         raise ValueError(f"model_name={model_name!r} is not available here; only inception_v3")

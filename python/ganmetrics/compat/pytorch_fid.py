@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ganmetrics.metrics.frechet import frechet_distance
+from ganmetrics.images import is_image_input
+from ganmetrics.metrics.frechet import fid, frechet_distance
 from ganmetrics.stats import FeatureStats
 
 __all__ = ["calculate_frechet_distance", "statistics_from_activations", "calculate_fid_given_activations",
@@ -59,8 +60,6 @@ def calculate_fid_given_paths(paths: Any, batch_size: int, device: Any, dims: in
     up where pytorch-fid keeps them (torch hub's checkpoint folder); features are cached like any ganmetrics
     extraction. ``dims`` must be 2048 (pool3, the FID layer)."""
     from ganmetrics.extraction import run_input
-    from ganmetrics.images import is_image_input
-    from ganmetrics.metrics.frechet import fid
 
     if len(paths) != 2:
         raise ValueError(f"paths must name two folders or statistics files, got {len(paths)}")

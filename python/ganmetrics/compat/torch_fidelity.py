@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ganmetrics._arrays import as_features
+from ganmetrics.images import is_image_input
 from ganmetrics.metrics.frechet import fid as _fid
 from ganmetrics.metrics.inception import _log_probs, split_scores
 from ganmetrics.metrics.kernel import kid as _kid
@@ -43,8 +44,6 @@ _IMAGE_OPTIONS = ("feature_extractor_weights_path", "batch_size", "cuda", "cache
 def _from_images(x: Any, name: str, logits: bool, kwargs: dict, ext: Any = None) -> tuple[Any, Any]:
     """An image input becomes {"features", "logits"} through the Inception with torch-fidelity's resize.
     Returns it and the extractor (built on first use, reused for the other input)."""
-    from ganmetrics.images import is_image_input
-
     if x is None or isinstance(x, dict) or not is_image_input(x):
         return x, ext
     from ganmetrics.extraction import run_input

@@ -16,7 +16,9 @@ input tensor, run in the data-loading workers) and ``__call__(batch)`` -> (featu
 
 from __future__ import annotations
 
+import copy
 import functools
+import hashlib
 import importlib.util
 import os
 from typing import Any, Callable
@@ -66,8 +68,6 @@ class InceptionExtractor:
 
 
 def _state_digest(state: dict) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     for key in sorted(state):
         value = state[key]
@@ -125,7 +125,6 @@ class ModuleExtractor:
 def _digits(device: str) -> ModuleExtractor:
     from ganmetrics.extractors.digits import NAME, default_extractor
 
-    import copy
 
     net = copy.deepcopy(default_extractor().model).to(device)
     return ModuleExtractor(net.features, NAME, channels=1, size=(8, 8), transform=lambda x: 2 * x - 1,

@@ -18,11 +18,13 @@ own filter. A missing file is one error naming the file, the URL and the variabl
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from ganmetrics._io import sha256_file
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,6 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def _import(spec: FoundationModel):
-    import importlib
-
     try:
         return importlib.import_module(spec.package)
     except ImportError as exc:
@@ -103,8 +103,6 @@ def _missing(spec: FoundationModel, exc: Exception) -> FileNotFoundError:
 
 
 def _digest(path: str | None, spec: FoundationModel) -> str:
-    from ganmetrics._io import sha256_file
-
     return sha256_file(path) if path else f"{spec.package}:{spec.arch}:{spec.pretrained}"
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 
 import torch
@@ -354,8 +355,6 @@ def locate_weights(weights: str | os.PathLike | None = None, *, download: bool =
 
 
 def _download(wf: WeightsFile, folder: str) -> tuple[str, str]:
-    import tempfile
-
     os.makedirs(folder, exist_ok=True)
     target = os.path.join(folder, wf.filename)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{wf.filename}.", suffix=".part")

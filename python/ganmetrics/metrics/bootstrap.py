@@ -30,12 +30,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ganmetrics._arrays import Features, as_features
-from ganmetrics._progress import steps
-from ganmetrics.metrics.frechet import _Reference, _Side, stats_distance
-from ganmetrics.metrics.knn import _check_same_dim, prdc
-from ganmetrics.stats import FeatureStats
+from ganmetrics import engines
 from ganmetrics._image_inputs import accepts_images
+from ganmetrics._progress import steps
+from ganmetrics.engines import Engine, Set
+from ganmetrics.metrics.frechet import _Reference, _Side, stats_distance
+from ganmetrics.metrics.knn import prdc_values, real_fake_pass
+from ganmetrics.stats import stats_of, subset_stats
 
 KNN_METRICS = ("precision", "recall", "density", "coverage")
 
@@ -102,7 +103,7 @@ def bootstrap(
     ``progress``: a bar over the rounds on a terminal (None), never (False) or always (True).
     ``group`` (``"default"`` or a torch.distributed ProcessGroup): each rank passes its shards; the subsamples
     are drawn on indices into the concatenated sets (the same draws as one process), each round's statistics
-    are merged over the ranks and its k-NN metrics run on the ring (:mod:`ganmetrics.distributed`).
+    are merged over the ranks and its k-NN metrics run on the ring (:mod:`ganmetrics.engines.ring`).
     """
     metrics = tuple(metrics)
     unknown = [m for m in metrics if m != "fid" and m not in KNN_METRICS]
@@ -116,17 +117,9 @@ def bootstrap(
         raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
     if resample not in ("both", "fake"):
         raise ValueError(f"resample must be 'both' or 'fake', got {resample!r}")
-    shards = None
-    if group is None:
-        fr, ff = as_features(real, "real", min_rows=2), as_features(fake, "fake", min_rows=2)
-        _check_same_dim(fr, ff)
-        n_real, n_fake = fr.n, ff.n
-    else:
-        from ganmetrics import distributed
-
-        group = distributed.resolve_group(group)
-        (fr, ff), shards, _ = distributed.shard_sets({"real": real, "fake": fake}, group, "bootstrap")
-        n_real, n_fake = (sum(c) for c in shards)
+    eng = engines.select(group=group, progress=progress)  # host rows (or the ring over them)
+    fr, ff = eng.sets({"real": real, "fake": fake}, what="bootstrap")
+    n_real, n_fake = fr.n, ff.n
     rng = np.random.default_rng(seed)
     m_real = n_real if resample == "fake" else max(2, int(round(fraction * n_real)))
     m_fake = max(2, int(round(fraction * n_fake)))
@@ -135,18 +128,15 @@ def bootstrap(
     fake_idx = [np.sort(rng.choice(n_fake, m_fake, replace=False)) for _ in range(n_boot)]
     out: dict[str, Interval] = {}
     if "fid" in metrics:
-        out["fid"] = _fid_interval(fr, ff, real_idx, fake_idx, resample, fraction, confidence, progress, group, shards)
+        out["fid"] = _fid_interval(eng, fr, ff, real_idx, fake_idx, resample, fraction, confidence, progress)
     knn = [m for m in metrics if m in KNN_METRICS]
     if knn:
-        full = prdc(fr, ff, k=k, progress=progress, group=group)
+        full = _prdc(eng, fr, ff, k)
         thetas = {m: [] for m in knn}
+        quiet = engines.select(group=group, progress=False)  # one bar over the rounds, not one per pass
         for ri, fi in steps(zip(real_idx, fake_idx), n_boot, "bootstrap rounds (PRDC)", unit="rounds",
                             progress=progress):
-            if shards is not None:  # this rank's rows of the round's subsample
-                ri, fi = distributed.local_indices(ri, shards[0], group), distributed.local_indices(fi, shards[1], group)
-            sub_r = Features(fr.array[ri], fr.code, "real")
-            sub_f = Features(ff.array[fi], ff.code, "fake")
-            res = prdc(sub_r, sub_f, k=k, progress=False, group=group)
+            res = _prdc(quiet, quiet.subset(fr, ri, "real"), quiet.subset(ff, fi, "fake"), k)
             for m in knn:
                 thetas[m].append(res[m])
         for m in knn:
@@ -154,30 +144,22 @@ def bootstrap(
     return out
 
 
-def _fid_interval(fr, ff, real_idx, fake_idx, resample, fraction, confidence, progress, group=None,
-                  shards=None) -> Interval:
-    if group is None:
-        real_full, fake_full = FeatureStats.from_features(fr), FeatureStats.from_features(ff)
+def _prdc(eng: Engine, fr: Set, ff: Set, k: int):
+    return prdc_values(eng, fr, ff, *real_fake_pass(eng, fr, ff, k, fake_radii=True, col_min=True, strict=False))
 
-        def of_subsets(f, idx, _):
-            return FeatureStats.of_subsets(f, idx)
-    else:
-        from ganmetrics import distributed
 
-        real_full = distributed.sharded_stats(fr, "real", group)
-        fake_full = distributed.sharded_stats(ff, "fake", group)
-
-        def of_subsets(f, idx, counts):
-            return distributed.subset_stats(f, idx, counts, group)
+def _fid_interval(eng: Engine, fr: Set, ff: Set, real_idx, fake_idx, resample, fraction, confidence,
+                  progress) -> Interval:
+    real_full, fake_full = stats_of(eng, fr.local, "real"), stats_of(eng, ff.local, "fake")
     ref = _Reference(_Side.of(real_full, "real covariance"))
     full = ref.distance(_Side.of(fake_full, "fake covariance"))
-    fake_stats = of_subsets(ff, fake_idx, shards and shards[1])
+    fake_stats = subset_stats(eng, ff, fake_idx)
     rounds = len(fake_idx)
     if resample == "fake":
         thetas = [ref.distance(_Side.of(s, "fake covariance"))
                   for s in steps(fake_stats, rounds, "bootstrap rounds (FID)", unit="rounds", progress=progress)]
     else:
-        real_stats = of_subsets(fr, real_idx, shards and shards[0])
+        real_stats = subset_stats(eng, fr, real_idx)
         thetas = [stats_distance(r, f) for r, f in steps(zip(real_stats, fake_stats), rounds, "bootstrap rounds (FID)",
                                                           unit="rounds", progress=progress)]
     return _interval(full, np.asarray(thetas), fraction, confidence, RANGES["fid"])

@@ -14,18 +14,19 @@ the precision each covariance carries; a covariance that is clearly not PSD rais
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ganmetrics._arrays import is_path
-from ganmetrics._native import _core
-from ganmetrics._progress import steps
-from ganmetrics.stats import F64_UNIT_ROUNDOFF, FeatureStats, _square, _vector, unit_roundoff_of
+from ganmetrics import engines
+from ganmetrics._cuda_arrays import is_device_array, require_cuda
 from ganmetrics._image_inputs import accepts_images
+from ganmetrics._native import _core, _cuda
+from ganmetrics._progress import steps
+from ganmetrics.stats import (F64_UNIT_ROUNDOFF, FeatureStats, _square, _vector, nested_prefix_stats,
+                              stats_of, unit_roundoff_of)
 
 # A negative FD larger in magnitude than this fraction of tr S1 + tr S2 + |dmu|^2 is not rounding.
 _NEGATIVE_TOL = 1e-9
@@ -33,31 +34,6 @@ _NEGATIVE_TOL = 1e-9
 
 class SmallSampleWarning(UserWarning):
     """A metric was computed from fewer samples than it needs to be reliable."""
-
-
-def _as_stats(x: Any, name: str, progress: bool | None = None) -> FeatureStats:
-    if isinstance(x, FeatureStats):
-        return x
-    if is_path(x) and str(x).endswith(".npz"):
-        if not os.path.exists(x):
-            raise FileNotFoundError(f"{name}: no such file: {os.fspath(x)}")
-        if _looks_like_statistics(x, name):  # mu or sigma present: statistics, and both must be there
-            return FeatureStats.load(x, name=name)
-    return FeatureStats.from_features(x, progress=progress)
-
-
-def _looks_like_statistics(path: Any, name: str) -> bool:
-    from ganmetrics._io import check_npz
-
-    return bool(check_npz(os.fspath(path), name).keys() & {"mu", "sigma"})
-
-
-def _as_stats_named(x: Any, name: str, progress: bool | None = None) -> FeatureStats:
-    try:
-        return _as_stats(x, name, progress)
-    except ValueError as exc:
-        msg = str(exc)
-        raise ValueError(msg if msg.startswith(name) else f"{name}: {msg}") from None
 
 
 def warn_small(stats: FeatureStats, name: str) -> None:
@@ -87,8 +63,6 @@ def _combine(mu1: np.ndarray, tr1: float, mu2: np.ndarray, tr2: float, trace_sqr
 
 def _resolve_device(device: str | None, *inputs: Any) -> str:
     if device is None:
-        from ganmetrics._cuda_arrays import is_device_array
-
         return "cuda" if any(is_device_array(x) for x in inputs) else "cpu"
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu', 'cuda' or None (follow the inputs), got {device!r}")
@@ -159,8 +133,6 @@ class _Reference:
         if self.trace > 1e100 or 0.0 < self.trace < 1e-100:
             self.scale = float(np.ldexp(1.0, -int(np.frexp(self.trace)[1])))
         if device == "cuda":
-            from ganmetrics._cuda_arrays import require_cuda
-
             require_cuda("device='cuda'")
         else:
             self.factor = ref.factor(self.scale)
@@ -176,8 +148,6 @@ class _Reference:
         for other in others:
             self._check(other)
         if self.device == "cuda":
-            from ganmetrics._native import _cuda
-
             traces = _cuda.trace_sqrt_products(np.ascontiguousarray(self.ref.cov),
                                                [np.ascontiguousarray(o.cov) for o in others], 0,
                                                self.ref.name, [o.name for o in others])
@@ -262,18 +232,11 @@ def fid(real: Any, fake: Any, *, force: bool = False, device: str | None = None,
     large inputs on a terminal (None), never (False) or always (True). ``group`` (``"default"`` or a
     torch.distributed ProcessGroup): each rank passes its shard of ``real`` and ``fake`` (features or
     FeatureStats; shards may be uneven or empty) and every rank gets the FID of all the shards together
-    (:mod:`ganmetrics.distributed`).
+    (:mod:`ganmetrics.engines.ring`).
     """
-    if group is not None:
-        from ganmetrics.distributed import resolve_group, sharded_stats
-
-        g = resolve_group(group)
-        a, b = sharded_stats(real, "real", g, progress), sharded_stats(fake, "fake", g, progress)
-        device = "cpu" if device is None else device
-    else:
-        device = _resolve_device(device, real, fake)
-        a = _as_stats_named(real, "real", progress)
-        b = _as_stats_named(fake, "fake", progress)
+    eng = engines.select(group=group)
+    device = _resolve_device(device, real, fake)
+    a, b = stats_of(eng, real, "real", progress), stats_of(eng, fake, "fake", progress)
     _check_extractors(a, b, "real", "fake", force)
     warn_small(a, "real")
     warn_small(b, "fake")
@@ -290,26 +253,15 @@ def fid_many(reference: Any, candidates: Iterable[Any] | Sequence[Any], *, force
     the reference and of every candidate (the same number of candidates on every rank; see :func:`fid`).
     """
     candidates = list(candidates)
-    if group is not None:
-        from ganmetrics.distributed import resolve_group, sharded_stats
-
-        g = resolve_group(group)
-        device = "cpu" if device is None else device
-
-        def stats_of(x, name):
-            return sharded_stats(x, name, g)
-    else:
-        device = _resolve_device(device, reference, *candidates)
-
-        def stats_of(x, name):
-            return _as_stats_named(x, name)
-    ref = stats_of(reference, "reference")
+    eng = engines.select(group=group)
+    device = _resolve_device(device, reference, *candidates)
+    ref = stats_of(eng, reference, "reference")
     warn_small(ref, "reference")
     factored = _Reference(_Side.of(ref, "reference covariance"), device)
     sides = []
     for i, cand in enumerate(candidates):
         name = f"candidates[{i}]"
-        st = stats_of(cand, name)
+        st = stats_of(eng, cand, name)
         _check_extractors(ref, st, "reference", name, force)
         warn_small(st, name)
         sides.append(_Side.of(st, f"{name} covariance"))
@@ -359,19 +311,10 @@ def fid_infinity(
     ``group``: each rank passes its shards (see :func:`fid`); the shuffle is one of the concatenated fake set, so
     every size holds the same samples as on one process.
     """
-    from ganmetrics._arrays import as_features
-
-    if group is not None:
-        from ganmetrics import distributed
-
-        g = distributed.resolve_group(group)
-        ref = distributed.sharded_stats(real, "real", g, progress)
-        (ff,), (fake_counts,), _ = distributed.shard_sets({"fake": fake}, g, "fid_infinity")
-        n_fake = sum(fake_counts)
-    else:
-        ref = _as_stats_named(real, "real")
-        ff = as_features(fake, "fake", min_rows=2)
-        n_fake = ff.n
+    eng = engines.select(group=group)
+    ref = stats_of(eng, real, "real", progress)
+    (ff,) = eng.sets({"fake": fake}, what="fid_infinity")
+    n_fake = ff.n
     if ref.n is not None and ref.n <= ref.dim:
         warn_small(ref, "real")
     if ff.dim != ref.dim:
@@ -388,10 +331,7 @@ def fid_infinity(
         raise ValueError(f"sizes must lie in [2, {n_fake}], got [{sizes[0]}, {sizes[-1]}]")
     # One pass over the fake set; each prefix is compared with the once-factored real covariance as it forms.
     factored = _Reference(_Side.of(ref, "real covariance"))
-    if group is not None:
-        prefixes = distributed.nested_prefixes(ff, sizes, seed, fake_counts, g, progress)
-    else:
-        prefixes = FeatureStats.iter_nested_prefixes(ff, sizes, seed=seed, progress=progress)
+    prefixes = nested_prefix_stats(eng, ff, sizes, seed, progress)
     fids = [factored.distance(_Side.of(acc, "fake covariance"))
             for acc in steps(prefixes, len(sizes), "FD-infinity sizes", unit="sizes", progress=progress)]
     return FIDInfinityResult(sizes.astype(np.float64), np.array(fids))

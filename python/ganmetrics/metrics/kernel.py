@@ -1,7 +1,8 @@
 """Kernel two-sample metrics: KID (polynomial-kernel MMD) and CMMD (RBF-kernel MMD).
 
-Kernel sums run in the pairwise engine on float64 GEMM tiles (``_core.kernel_sum``) or, for
-subsets, one float64 syrk per subset pair (``_core.mmd_subsets``); no N x N matrix in Python.
+Written once on the engine primitives (:mod:`ganmetrics.engines`): ``kernel_sums`` (float64 GEMM tiles) and
+``subset_mmd2`` (one float64 syrk per subset pair on the host); no N x N matrix in Python. With ``group=``
+the ring engine computes each pair of shards where the rows live and adds the partial sums in rank order.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ganmetrics._arrays import F64, Features, as_features
-from ganmetrics._native import _core
-from ganmetrics._progress import counted
-from ganmetrics.metrics.knn import _check_same_dim, _engine_kwargs
+from ganmetrics import engines
+from ganmetrics._arrays import F64, Features
 from ganmetrics._image_inputs import accepts_images
+from ganmetrics.engines.base import unbiased_mmd2
 
 POLYNOMIAL, RBF = 0, 1
 
@@ -50,29 +50,6 @@ def _float32_products(precision: str) -> bool:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
     return precision == "float32"
-
-
-def _kernel_sums(x: Features, y: Features, kind: int, gamma: float, coef0: float, degree: int, include_diagonal: bool,
-                 workspace_bytes: int | None, precision: str, progress: bool | None) -> tuple[float, float, float]:
-    """Sums of k over pairs within x, within y (both symmetric passes) and across."""
-    kw = dict(_engine_kwargs(workspace_bytes), float32_products=_float32_products(precision))
-
-    def one(a: Features, b: Features, self_pass: bool, desc: str) -> float:
-        return counted(lambda c: _core.kernel_sum(a.array, a.code, b.array, b.code, self_pass, include_diagonal, kind,
-                                                  gamma, coef0, degree, **kw, progress=c),
-                       a.n, desc, progress=progress)
-
-    return (one(x, x, True, f"kernel sums within {x.name}"), one(y, y, True, f"kernel sums within {y.name}"),
-            one(x, y, False, f"kernel sums {x.name} x {y.name}"))
-
-
-def kernel_mmd2_unbiased(x: Features, y: Features, kind: int, gamma: float, coef0: float = 1.0, degree: int = 3,
-                         workspace_bytes: int | None = None, precision: str = "float64",
-                         progress: bool | None = None) -> float:
-    """Unbiased MMD^2 over the full sets: sums over i != j within sets, all pairs across."""
-    sxx, syy, sxy = _kernel_sums(x, y, kind, gamma, coef0, degree, False, workspace_bytes, precision, progress)
-    m, n = x.n, y.n
-    return sxx / (m * (m - 1)) + syy / (n * (n - 1)) - 2.0 * sxy / (m * n)
 
 
 DEFAULT_SUBSET_SIZE = 1000  # torch-fidelity's and clean-fid's
@@ -122,8 +99,9 @@ def kid(
     sums are computed where the rows live and added up; every rank gets the result.
     """
     f32 = _float32_products(precision)
-    fr, ff, dist_args = _sets(real, fake, group, "kid")
-    n_real, n_fake = (fr.n, ff.n) if dist_args is None else (sum(dist_args[1]), sum(dist_args[2]))
+    eng = engines.select(real, fake, group=group, workspace_bytes=workspace_bytes, progress=progress)
+    fr, ff = eng.sets({"real": real, "fake": fake}, what="kid")
+    n_real, n_fake = fr.n, ff.n
     g, c0, deg = _poly_args(fr.dim, degree, gamma, coef0)
     if subsets is not None:
         subsets, subset_size = _check_subsets(subsets, subset_size, n_real, n_fake)
@@ -138,13 +116,7 @@ def kid(
             subsets = None
     kernel = (POLYNOMIAL, g, c0, deg)
     if subsets is None:
-        if dist_args is None:
-            value = kernel_mmd2_unbiased(fr, ff, POLYNOMIAL, g, c0, deg, workspace_bytes, precision, progress)
-        else:
-            from ganmetrics.distributed import kernel_sums
-
-            sxx, syy, sxy = kernel_sums(fr, ff, dist_args[1], dist_args[2], kernel, False, f32, dist_args[0])
-            value = sxx / (n_real * (n_real - 1)) + syy / (n_fake * (n_fake - 1)) - 2.0 * sxy / (n_real * n_fake)
+        value = unbiased_mmd2(*eng.kernel_sums(fr, ff, kernel, False, f32), n_real, n_fake)
         _require_finite_kid(np.array([value]))
         return KIDResult(float(value), None, np.array([value]))
     # torch-fidelity's draw: RandomState(seed), for each subset fake indices then real indices
@@ -153,34 +125,9 @@ def kid(
     for _ in range(subsets):
         fi.append(rng.choice(n_fake, subset_size, replace=False))
         ri.append(rng.choice(n_real, subset_size, replace=False))
-    fi, ri = np.stack(fi), np.stack(ri)
-    if dist_args is not None:
-        from ganmetrics.distributed import kernel_sums
-
-        s = kernel_sums(ff, fr, dist_args[2], dist_args[1], kernel, False, f32, dist_args[0], subsets=(fi, ri))
-        m = float(subset_size)
-        values = s[:, 0] / (m * (m - 1)) + s[:, 1] / (m * (m - 1)) - 2.0 * s[:, 2] / (m * m)
-        _require_finite_kid(values)
-        return KIDResult(float(values.mean()), float(values.std()), values, subsets, subset_size)
-    values = counted(lambda c: _core.mmd_subsets(ff.array, ff.code, fr.array, fr.code, fi, ri, POLYNOMIAL, g, c0, deg,
-                                                 f32, progress=c),
-                     subsets, f"KID subsets of {subset_size}", unit="subsets", progress=progress)
+    values = eng.subset_mmd2(ff, fr, kernel, np.stack(fi), np.stack(ri), f32, f"KID subsets of {subset_size}")
     _require_finite_kid(values)
     return KIDResult(float(values.mean()), float(values.std()), values, subsets, subset_size)
-
-
-def _sets(real: Any, fake: Any, group: Any, what: str, prepare=None):
-    """The two feature sets, checked: without a group (None as the third value) the whole sets; with one, this
-    rank's shards and (group, real row counts, fake row counts) of every rank."""
-    if group is None:
-        fr, ff = as_features(real, "real", min_rows=2), as_features(fake, "fake", min_rows=2)
-        _check_same_dim(fr, ff)
-        return (prepare(fr), prepare(ff), None) if prepare is not None else (fr, ff, None)
-    from ganmetrics import distributed
-
-    g = distributed.resolve_group(group)
-    (fr, ff), (rc, fc), _ = distributed.shard_sets({"real": real, "fake": fake}, g, what, prepare=prepare)
-    return fr, ff, (g, rc, fc)
 
 
 def _require_finite_kid(values: np.ndarray) -> None:
@@ -249,16 +196,10 @@ def cmmd(real: Any, fake: Any, *, sigma: float = 10.0, scale: float = 1000.0, no
     if not np.isfinite(scale):
         raise ValueError(f"scale must be finite, got {scale}")
     f32 = _float32_products(precision)
-    fr, ff, dist_args = _sets(real, fake, group, "cmmd", _l2_normalized if normalize else None)
+    eng = engines.select(real, fake, group=group, workspace_bytes=workspace_bytes, progress=progress)
+    fr, ff = eng.sets({"real": real, "fake": fake}, prepare=_l2_normalized if normalize else None, what="cmmd")
     gamma = 1.0 / (2.0 * sigma * sigma)
-    if dist_args is None:
-        sxx, syy, sxy = _kernel_sums(fr, ff, RBF, gamma, 1.0, 3, True, workspace_bytes, precision, progress)
-        nr, nf = fr.n, ff.n
-    else:
-        from ganmetrics.distributed import kernel_sums
-
-        g, rc, fc = dist_args
-        sxx, syy, sxy = kernel_sums(fr, ff, rc, fc, (RBF, gamma, 1.0, 3), True, f32, g)
-        nr, nf = sum(rc), sum(fc)
+    sxx, syy, sxy = eng.kernel_sums(fr, ff, (RBF, gamma, 1.0, 3), True, f32)
+    nr, nf = fr.n, ff.n
     kxx, kyy, kxy = sxx / nr**2, syy / nf**2, sxy / (nr * nf)
     return float(scale * max(kxx + kyy - 2.0 * kxy, 0.0))

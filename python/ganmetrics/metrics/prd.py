@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from ganmetrics._arrays import Features, as_features
-from ganmetrics._native import _core
+from ganmetrics._arrays import F64, Features, as_features
 from ganmetrics._progress import steps
-from ganmetrics.metrics.knn import _center, _check_same_dim, _engine_kwargs, _union
+from ganmetrics.engines import HostEngine, check_same_dim
+from ganmetrics.engines.base import host_center, union
 from ganmetrics._image_inputs import accepts_images
+from ganmetrics._io import atomic_write
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,14 @@ class PRDResult:
 
 
 def _nearest(points: Features, centroids: np.ndarray, center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    out = _core.cross(points.array, points.code, centroids, 3, center, row_min=True, **_engine_kwargs(None))
+    out = HostEngine(progress=False).cross_pass(points, Features(centroids, F64, "centroids"), center, row_min=True)
     return out["row_argmin"], out["row_min"]
 
 
 def kmeans(x: Features, k: int, *, seed: int, max_iter: int = 100) -> np.ndarray:
     """Lloyd's k-means with k-means++ seeding; returns the label of every row."""
     rng = np.random.default_rng(seed)
-    center = _center(x)
+    center = host_center(x)
     first = int(rng.integers(x.n))
     centroids = [x.rows(first, first + 1)[0].astype(np.float64)]
     dist2 = None
@@ -105,7 +106,7 @@ def prd(
     terminal (None), never (False) or always (True).
     """
     fr, ff = as_features(real, "real", min_rows=2), as_features(fake, "fake", min_rows=2)
-    _check_same_dim(fr, ff)
+    check_same_dim(fr, ff)
     if enforce_balance and fr.n != ff.n:
         raise ValueError(f"real has {fr.n} samples and fake {ff.n}; PRD needs equal sizes (or enforce_balance=False)")
     for pname, value, lo, hi in (("num_clusters", num_clusters, 2, None), ("num_angles", num_angles, 3, MAX_ANGLES),
@@ -116,11 +117,11 @@ def prd(
             raise ValueError(f"{pname} must be in [{lo}, {hi if hi is not None else 'inf'}], got {value}")
     if num_clusters > fr.n + ff.n:
         raise ValueError(f"num_clusters must be in [2, {fr.n + ff.n}], got {num_clusters}")
-    union = _union(fr, ff)
+    union_set = union(fr, ff)
     precisions, recalls = [], []
     for run in steps(range(num_runs), num_runs, f"PRD k-means ({num_clusters} clusters)", unit="runs",
                      progress=progress):
-        labels = kmeans(union, num_clusters, seed=seed + run)
+        labels = kmeans(union_set, num_clusters, seed=seed + run)
         real_hist = np.bincount(labels[: fr.n], minlength=num_clusters) / fr.n
         fake_hist = np.bincount(labels[fr.n:], minlength=num_clusters) / ff.n
         p, r = prd_curve(real_hist, fake_hist, num_angles)
@@ -151,8 +152,6 @@ def plot_prd(results: dict[str, PRDResult] | PRDResult, ax=None, path: str | Non
     ax.set_ylabel("precision")
     ax.legend(loc="lower left", fontsize=8)
     if path is not None:
-        from ganmetrics._io import atomic_write
-
         with atomic_write(path) as fh:
             ax.figure.savefig(fh, format=path.rsplit(".", 1)[-1], dpi=120, bbox_inches="tight")
     return ax

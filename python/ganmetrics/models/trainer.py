@@ -13,6 +13,7 @@ from ganmetrics._progress import steps
 from ganmetrics.models import data as data_mod
 from ganmetrics.models.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
 from ganmetrics.models.nets import DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator
+from ganmetrics._io import atomic_write
 
 LOG_KEYS = ("g_loss", "d_loss", "gp", "g_grad_norm", "d_grad_norm")
 
@@ -142,8 +143,6 @@ def train(cfg: TrainConfig, progress: bool | None = False) -> TrainResult:
 
 def save_run(result: TrainResult, path: str) -> None:
     """One small file per run: config, per-step logs, generator checkpoints (float16). Atomic write."""
-    from ganmetrics._io import atomic_write
-
     payload = {
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(result.config).items()},
         "log": {k: torch.from_numpy(v) for k, v in result.log.items()},
