@@ -8,6 +8,8 @@
     python benchmarks/compare.py fdinf          # FD-infinity against 15 independent FIDs
     python benchmarks/compare.py prdc --n 50000 --only ganmetrics --repeat 1
     python benchmarks/compare.py all --out benchmarks/results/cpu.json
+    python benchmarks/compare.py engines --out benchmarks/results/torch_engine_cpu.json   # the torch engine on CPU
+                                                                                           # beside the host engine
 
 Every contender runs in a fresh subprocess on the same seeded inputs (Inception-like: 2048-d,
 non-negative, decaying spectrum), so peak memory beyond the inputs is measured cleanly (the
@@ -95,6 +97,14 @@ def _cov_ganmetrics(x):
     return gm.FeatureStats.from_features(x).cov
 
 
+def _cov_torch_engine(x):
+    import torch
+
+    import ganmetrics as gm
+
+    return gm.FeatureStats.from_features(torch.from_numpy(x), engine="torch").cov
+
+
 def _cov_numpy(x):
     import numpy as np
 
@@ -114,6 +124,15 @@ def _prdc_ganmetrics(real, fake, k=5):
     import ganmetrics as gm
 
     return {key: float(v) for key, v in gm.prdc(real, fake, k=k).items()}
+
+
+def _prdc_torch_engine(real, fake, k=5):
+    import torch
+
+    import ganmetrics as gm
+
+    res = gm.prdc(torch.from_numpy(real), torch.from_numpy(fake), k=k, engine="torch")
+    return {key: float(v) for key, v in res.items()}
 
 
 def _prdc_package(real, fake, k=5):
@@ -188,6 +207,16 @@ def _kid_ganmetrics(real, fake):
     import ganmetrics as gm
 
     res = gm.kid(real, fake, subsets=100, subset_size=1000, seed=2020)
+    return {"mean": res.mean, "std": res.std}
+
+
+def _kid_torch_engine(real, fake):
+    import torch
+
+    import ganmetrics as gm
+
+    res = gm.kid(torch.from_numpy(real), torch.from_numpy(fake), subsets=100, subset_size=1000, seed=2020,
+                 engine="torch")
     return {"mean": res.mean, "std": res.std}
 
 
@@ -300,9 +329,11 @@ CONTENDERS = {
     "fd/scipy-sqrtm (pytorch-fid, clean-fid)": ("stats", _fd_sqrtm),
     "fd/torch-eigvals (torchmetrics, torch-fidelity)": ("stats", _fd_eigvals),
     "cov/ganmetrics": ("real", _cov_ganmetrics),
+    "cov/ganmetrics-torch-engine-cpu": ("real", _cov_torch_engine),
     "cov/np.cov": ("real", _cov_numpy),
     "cov/torch-float64": ("real", _cov_torch64),
     "prdc/ganmetrics": ("pair", _prdc_ganmetrics),
+    "prdc/ganmetrics-torch-engine-cpu": ("pair", _prdc_torch_engine),
     "prdc/prdc-package": ("pair", _prdc_package),
     "prdc/torch-cdist-float32": ("pair", _prdc_torch_cdist),
     "radius/faiss-IndexFlatL2": ("pair", _radius_faiss),
@@ -310,6 +341,7 @@ CONTENDERS = {
     "collapse/ganmetrics-collapsed": ("pair", _prdc_ganmetrics_collapsed),
     "kid/ganmetrics": ("pair", _kid_ganmetrics),
     "kid/ganmetrics-float32": ("pair", _kid_ganmetrics_float32),
+    "kid/ganmetrics-torch-engine-cpu": ("pair", _kid_torch_engine),
     "kid/torch-fidelity": ("pair", _kid_torch_fidelity),
     "kid/torchmetrics": ("pair", _kid_torchmetrics),
     "kidfull/ganmetrics": ("pair", _kidfull_ganmetrics),
@@ -382,7 +414,8 @@ def machine() -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("suite", nargs="?", choices=["fd", "cov", "prdc", "collapse", "kid", "cmmd", "fdinf", "all"], default="all")
+    p.add_argument("suite", nargs="?", choices=["fd", "cov", "prdc", "collapse", "kid", "cmmd", "fdinf", "engines", "all"],
+                   default="all")
     p.add_argument("--child")
     p.add_argument("--n", type=int, nargs="+", default=None)
     p.add_argument("--d", type=int, default=2048)
@@ -411,6 +444,11 @@ def main() -> None:
         for n in args.n or [10000, 20000]:
             plan += [(name, n, 1 if name != "prdc/ganmetrics" else args.repeat) for name in CONTENDERS
                      if name.startswith(("prdc/", "radius/"))]
+    if args.suite == "engines":  # the host and the torch engine on the same CPU, same run
+        n = (args.n or [10000])[0]
+        plan += [("cov/ganmetrics", 50000, 3), ("cov/ganmetrics-torch-engine-cpu", 50000, 3),
+                 ("prdc/ganmetrics", n, 1), ("prdc/ganmetrics-torch-engine-cpu", n, 1),
+                 ("kid/ganmetrics", n, 1), ("kid/ganmetrics-torch-engine-cpu", n, 1)]
     plan = [item for item in plan if args.only in item[0]]
     rows = []
     for name, n, rep in plan:

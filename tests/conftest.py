@@ -89,3 +89,17 @@ def frechet_truth(x, y) -> tuple[float, float]:
     mx, my = x.mean(0), y.mean(0)
     dm = mx - my
     return float(dm @ dm + tr1 + tr2 - 2.0 * nuclear), tr1 + tr2 + 1e-4 * float(mx @ mx + my @ my)
+
+
+@pytest.fixture(params=["host", "torch"])
+def each_engine(request):
+    """Runs a test once on the host engine and once on the torch engine: ``engine="auto"`` means that engine for
+    every input during the test. The torch engine runs on CPU tensors, or on the device GANMETRICS_TEST_DEVICE
+    names (``cuda``: scripts/gpu_check.sh runs the suites so on a GPU)."""
+    if request.param == "torch":
+        pytest.importorskip("torch")
+    from ganmetrics.engines import forced_engine
+
+    device = os.environ.get("GANMETRICS_TEST_DEVICE") if request.param == "torch" else None
+    with forced_engine(request.param, device):
+        yield request.param

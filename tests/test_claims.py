@@ -16,33 +16,37 @@ PEAK_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
     import ganmetrics as gm
+    from ganmetrics.engines import forced_engine
 
     def status(field):
         with open("/proc/self/status") as fh:
             return next(int(l.split()[1]) for l in fh if l.startswith(field))
 
-    n = int(sys.argv[1])
+    n, engine = int(sys.argv[1]), sys.argv[2]
     rng = np.random.default_rng(0)
     real = rng.standard_normal((n, 64), dtype=np.float32)
     fake = rng.standard_normal((n, 64), dtype=np.float32) + np.float32(0.1)
-    gm.prdc(real[:300], fake[:300], k=5, workspace_bytes=8 << 20)  # warm: libraries and thread pools loaded
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")  # reset the peak to the current resident size
-    before = status("VmRSS")
-    gm.prdc(real, fake, k=5, workspace_bytes=8 << 20)
+    with forced_engine(engine):
+        gm.prdc(real[:300], fake[:300], k=5, workspace_bytes=8 << 20)  # warm: libraries and thread pools loaded
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # reset the peak to the current resident size
+        before = status("VmRSS")
+        gm.prdc(real, fake, k=5, workspace_bytes=8 << 20)
     print(json.dumps({"peak_kb": status("VmHWM") - before}))
 """)
 
 
-def peak_extra_mb(n: int) -> float:
-    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(n)], capture_output=True, text=True, check=True)
+def peak_extra_mb(n: int, engine: str = "host") -> float:
+    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(n), engine], capture_output=True, text=True,
+                         check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_kb"] / 1024
 
 
-def test_prdc_memory_is_linear_in_n():
+@pytest.mark.parametrize("engine", ["host", "torch"])
+def test_prdc_memory_is_linear_in_n(engine):
     """README: 'the N x M distance matrix is never built ... the rest is O((N + M) k)'. With an 8 MB tile budget,
     quadrupling N must not quadruple squared memory: 16k x 16k distances would be 1 GB in float32."""
-    small, large = peak_extra_mb(4000), peak_extra_mb(16000)
+    small, large = peak_extra_mb(4000, engine), peak_extra_mb(16000, engine)
     # per-sample state is a few hundred bytes (k neighbours, radii, norms, counts): 16k samples stay far below 64 MB
     assert large < 64, (small, large)
     assert large - small < 4 * max(small, 4.0), (small, large)  # linear growth, not quadratic (x16)
@@ -77,12 +81,12 @@ def all_results(real, fake):
     }
 
 
-def test_results_do_not_depend_on_threads_or_tiles(data):
+def test_results_do_not_depend_on_threads_or_tiles(data, each_engine):
     real, fake = data
     reference = all_results(real, fake)
     stats_ref = gm.FeatureStats.from_features(real)
     try:
-        for threads in (1, 2, 4):
+        for threads in ((1, 2, 4) if each_engine == "host" else (1,)):  # the thread count is the host kernels'
             gm.set_num_threads(threads)
             for tiles in (None, (7, 5), (64, 3)):
                 if tiles:
@@ -106,6 +110,7 @@ def test_results_do_not_depend_on_threads_or_tiles(data):
         gm.set_num_threads(0)
 
 
+@pytest.mark.usefixtures("each_engine")
 def test_results_do_not_depend_on_sample_order(data):
     real, fake = data
     rng = np.random.default_rng(4)

@@ -245,13 +245,18 @@ def test_gpu_accepts_non_torch_device_arrays():
 
 @cuda_torch
 @pytest.mark.gpu
-def test_gpu_paths_refuse_without_the_enable_flag(monkeypatch):
+def test_gpu_inputs_reach_the_torch_engine_without_the_enable_flag(monkeypatch):
+    """Without GANMETRICS_ENABLE_UNVERIFIED_CUDA, CUDA tensors run on the torch engine; the custom kernels run only
+    when asked for with the flag."""
     from ganmetrics._cuda_arrays import UNVERIFIED_FLAG
 
     monkeypatch.delenv(UNVERIFIED_FLAG, raising=False)
-    x = torch.zeros((10, 4), device="cuda")
-    for call in (lambda: gm.FeatureStats.from_features(x), lambda: gm.prdc(x, x, k=3),
-                 lambda: gm.frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2), device="cuda")):
+    x = torch.randn((40, 4), device="cuda")
+    assert gm.prdc(x, x + 0.1, k=3).info["engine"] == "torch"
+    assert gm.FeatureStats.from_features(x).n == 40
+    assert gm.frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.eye(2), device="cuda") == pytest.approx(0.0)
+    for call in (lambda: gm.prdc(x, x, k=3, engine="cuda"),
+                 lambda: gm.FeatureStats.from_features(x, engine="cuda")):
         with pytest.raises(ValueError, match=UNVERIFIED_FLAG):
             call()
 

@@ -355,6 +355,53 @@ def test_duplicated_and_collapsed_sets_on_a_ring_go_through_distinct_rows(tmp_pa
         np.testing.assert_array_equal(got["realism"], realism[fa:fb])
 
 
+def _torch_engine_worker(rank, size, folder):
+    dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=size,
+                            timeout=datetime.timedelta(seconds=60))
+    try:
+        import torch
+
+        real, fake = _collapsed_data()
+        rc, fc = _bounds(len(real), size, empty_rank=0), _bounds(len(fake), size)
+        r = torch.from_numpy(real[rc[rank]:rc[rank + 1]])
+        f = torch.from_numpy(fake[fc[rank]:fc[rank + 1]])
+        out = {"fake_rows": (int(fc[rank]), int(fc[rank + 1]))}
+        res = gm.prdc(r, f, k=3, group="default", engine="torch")
+        out["prdc"], out["engine"] = dict(res), res.info["engine"]
+        out["radii"] = gm.knn_radii(f, k=2, group="default", engine="torch")
+        mem = gm.memorization(r, f, group="default", engine="torch")
+        out["memorization"] = (mem.fraction, mem.indices, mem.nearest_train)
+        out["kid"] = gm.kid(r, f, subsets=3, subset_size=20, group="default", engine="torch").values
+        out["fid"] = gm.fid(r, f, group="default", engine="torch")
+        with open(os.path.join(folder, f"rank{rank}.pkl"), "wb") as fh:
+            pickle.dump(out, fh)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.timeout(240)
+def test_the_ring_composes_the_torch_engine(tmp_path):
+    """The ring over the torch engine (gloo, CPU tensors: the NCCL code path with other tensors) equals one
+    process on the host engine: decisions bit for bit, sums and statistics to rounding."""
+    size = 3
+    mp.spawn(_torch_engine_worker, args=(size, str(tmp_path)), nprocs=size, join=True)
+    real, fake = _collapsed_data()
+    mem = gm.memorization(real, fake)
+    for rank in range(size):
+        with open(tmp_path / f"rank{rank}.pkl", "rb") as fh:
+            got = pickle.load(fh)
+        fa, fb = got["fake_rows"]
+        assert got["engine"] == "ring(torch)"
+        assert got["prdc"] == dict(gm.prdc(real, fake, k=3))
+        np.testing.assert_array_equal(got["radii"], gm.knn_radii(fake, k=2)[fa:fb])
+        assert got["memorization"][0] == mem.fraction
+        np.testing.assert_array_equal(got["memorization"][1], mem.indices)
+        np.testing.assert_array_equal(got["memorization"][2], mem.nearest_train[fa:fb])
+        np.testing.assert_allclose(got["kid"], gm.kid(real, fake, subsets=3, subset_size=20).values, rtol=1e-10,
+                                   atol=1e-12)
+        assert got["fid"] == pytest.approx(gm.fid(real, fake), rel=1e-10)
+
+
 @pytest.mark.timeout(240)
 def test_a_failing_rank_makes_every_rank_raise_the_same_error(tmp_path):
     mp.spawn(_worker, args=(3, str(tmp_path), "bad"), nprocs=3, join=True)

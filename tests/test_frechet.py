@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 import ganmetrics as gm
 from ganmetrics import FeatureStats, SmallSampleWarning
 
+pytestmark = pytest.mark.usefixtures("each_engine")  # every test on the host and the torch engine
+
 
 def random_cov(rng, d, rank=None, scale=1.0):
     a = rng.standard_normal((d, rank or d + 5))

@@ -9,6 +9,8 @@ import ganmetrics as gm
 from ganmetrics._native import _core
 from ganmetrics.engines import forced_tiles
 
+pytestmark = pytest.mark.usefixtures("each_engine")  # every test on the host and the torch engine
+
 TILES = [None, (1, 1), (3, 5), (7, 2), (16, 16)]
 
 

@@ -14,6 +14,8 @@ from conftest import kth_radius2, prdc_reference, sqdist
 import ganmetrics as gm
 from ganmetrics.engines import forced_tiles
 
+pytestmark = pytest.mark.usefixtures("each_engine")  # every test on the host and the torch engine
+
 K = 5
 
 

@@ -20,6 +20,8 @@ import ganmetrics as gm
 from ganmetrics.datasets import inception_like_features
 from ganmetrics.metrics.frechet import SmallSampleWarning
 
+pytestmark = pytest.mark.usefixtures("each_engine")  # every test on the host and the torch engine
+
 CONTRACT = 1e-9
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from ganmetrics import __version__
 from ganmetrics import engines
 from ganmetrics._arrays import F64, Features, as_features, is_path
-from ganmetrics._cuda_arrays import as_device_features, is_device_array, require_cuda
+from ganmetrics._cuda_arrays import UNVERIFIED_FLAG, as_device_features, is_device_array, require_cuda
 from ganmetrics._cuda_arrays import moments_update as device_update
 from ganmetrics._io import atomic_write, check_npz, iter_npy_row_blocks, npy_header
 from ganmetrics._native import _core, _cuda
@@ -146,17 +146,24 @@ class FeatureStats:
             row = offset + (first if rows is None else int(rows[first]))
             raise ValueError(f"{f.name} contains {bad} NaN or Inf value(s); the first is in row {row}")
 
-    def update(self, batch: Any, *, progress: bool | None = None, device: str | None = None) -> "FeatureStats":
+    def update(self, batch: Any, *, progress: bool | None = None, device: str | None = None,
+               engine: str = "auto") -> "FeatureStats":
         """Add a batch of features (n x dim): array, tensor or .npy/.npz path. Returns self.
 
-        Batches on a CUDA device (torch tensors, ``__cuda_array_interface__``) are reduced on the GPU on
-        the producer's stream; ``device="cuda"`` also streams host batches through the GPU (pinned,
-        double-buffered chunks). The update is atomic: a batch with NaN/Inf or the wrong width leaves
-        the statistics unchanged.
+        Batches on a device (torch tensors on CUDA, ROCm or MPS; ``__cuda_array_interface__`` arrays) are reduced
+        there by the torch engine: float64 products of centred chunks, merged with Chan's formula (the custom
+        CUDA kernels with GANMETRICS_ENABLE_UNVERIFIED_CUDA=1 or ``engine="cuda"``); ``device="cuda"`` also
+        sends host batches to the GPU. ``engine="torch"`` runs the torch engine on CPU tensors too. The update
+        is atomic: a batch with NaN/Inf or the wrong width leaves the statistics unchanged.
         """
         self._require_mergeable()
         if device not in (None, "cpu", "cuda"):
             raise ValueError(f"device must be 'cpu', 'cuda' or None (follow the input), got {device!r}")
+        where = engines.engine_name(engine, batch)
+        if device == "cuda" and where == "host" and engine == "auto":
+            where = "cuda" if os.environ.get(UNVERIFIED_FLAG, "") == "1" else "torch"
+        if where == "torch":
+            return self._update_torch(batch, device)
         if is_device_array(batch):
             if device == "cpu":
                 raise ValueError("batch lives on a CUDA device; device='cpu' needs a host array")
@@ -178,6 +185,59 @@ class FeatureStats:
         f = as_features(batch, "batch", check=False)
         self._check_dim(f)
         self._fold(f, progress=progress)  # one kernel call; it checks for NaN/Inf and is atomic
+        return self
+
+    def _update_torch(self, batch: Any, device: str | None) -> "FeatureStats":
+        """The torch engine's moments: chunks of the batch centred on their own mean, float64 ``torch.mm``, merged
+        in float64 with Chan's formula where the batch lives (the host for MPS, which has no float64); then one
+        merge into these statistics."""
+        import torch  # an optional heavy dependency
+
+        from ganmetrics.engines.torch_engine import host_tensor
+
+        if isinstance(batch, torch.Tensor):
+            t = batch.detach()
+            if t.layout != torch.strided:
+                raise TypeError("batch is a sparse tensor; pass a dense one (batch.to_dense())")
+            if t.dim() != 2:
+                raise ValueError(f"batch must be 2-D (samples x features), got shape {tuple(t.shape)}")
+            if t.dtype.is_complex or not (t.dtype.is_floating_point or t.dtype in (torch.int32, torch.int64)):
+                raise TypeError(f"batch has dtype {t.dtype}; expected float16/bfloat16/float32/float64")
+        else:
+            f = as_features(batch, "batch", check=False)
+            t = host_tensor(f.rows(0, f.n))
+        if device == "cuda":
+            t = t.to("cuda")
+        if t.shape[1] != self.dim:
+            raise ValueError(f"batch has {t.shape[1]} features, the statistics have {self.dim}")
+        dev = torch.device("cpu") if t.device.type == "mps" else t.device
+        bad = ~torch.isfinite(t)
+        count = int(bad.sum())
+        if count:
+            first = int(torch.nonzero(bad.any(dim=1))[0, 0])
+            raise ValueError(f"batch contains {count} NaN or Inf value(s); the first is in row {first}")
+        n = int(t.shape[0])
+        mean = torch.zeros(self.dim, dtype=torch.float64, device=dev)
+        m2 = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=dev)
+        done = 0
+        step = max(1, (_BLOCK_BYTES // 8) // max(1, self.dim))
+        for a in range(0, n, step):
+            x = t[a:a + step].to(dev).double()
+            nc = int(x.shape[0])
+            mc = x.mean(0)
+            xc = x - mc
+            delta = mc - mean
+            total = done + nc
+            mean += delta * (nc / total)
+            m2 += xc.T @ xc + torch.outer(delta, delta) * (done * nc / total)
+            done = total
+        if not bool(torch.isfinite(m2).all()):
+            raise ValueError("batch: squared deviations overflow float64 (feature magnitudes near 1e154 or more); "
+                             "divide the features by a power of two c = 2^k (the Fréchet distance scales by c^2)")
+        if n:
+            with self._lock:
+                self._n = int(_core.moments_merge(self._mean, self._m2, self._n, n, mean.cpu().numpy(),
+                                                  np.ascontiguousarray(m2.cpu().numpy())))
         return self
 
     def _update_host_on_gpu(self, batch: Any) -> "FeatureStats":
@@ -280,9 +340,17 @@ class FeatureStats:
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_features(
-        cls, x: Any, *, feature_extractor: str | None = None, progress: bool | None = None, device: str | None = None
+        cls, x: Any, *, feature_extractor: str | None = None, progress: bool | None = None, device: str | None = None,
+        engine: str = "auto",
     ) -> "FeatureStats":
-        """Statistics of a whole feature set (array, tensor, or .npy/.npz path); ``device`` as in :meth:`update`."""
+        """Statistics of a whole feature set (array, tensor, or .npy/.npz path); ``device`` and ``engine`` as in
+        :meth:`update`."""
+        if engines.engine_name(engine, x) == "torch" or (device == "cuda" and engine != "cuda"
+                                                          and os.environ.get(UNVERIFIED_FLAG, "") != "1"):
+            shape = getattr(x, "shape", None)
+            if shape is None or len(shape) != 2:
+                x = as_features(x, "features", check=False).rows(0, None)
+            return cls(int(x.shape[1]), feature_extractor).update(x, device=device, engine="torch")
         if is_device_array(x):
             f = as_device_features(x, "features")
             return cls(f.dim, feature_extractor).update(x, device=device)
@@ -454,9 +522,9 @@ def looks_like_statistics(path: Any, name: str) -> bool:
     return bool(check_npz(os.fspath(path), name).keys() & {"mu", "sigma"})
 
 
-def as_stats(x: Any, name: str, progress: bool | None = None) -> FeatureStats:
-    """A FeatureStats, a statistics file or features (array, tensor, .npy/.npz) as FeatureStats; errors name
-    ``name``."""
+def as_stats(x: Any, name: str, progress: bool | None = None, engine: str = "auto") -> FeatureStats:
+    """A FeatureStats, a statistics file or features (array, tensor, .npy/.npz) as FeatureStats (features reduced
+    by ``engine``); errors name ``name``."""
     try:
         if isinstance(x, FeatureStats):
             return x
@@ -465,24 +533,25 @@ def as_stats(x: Any, name: str, progress: bool | None = None) -> FeatureStats:
                 raise FileNotFoundError(f"{name}: no such file: {os.fspath(x)}")
             if looks_like_statistics(x, name):  # mu or sigma present: statistics, and both must be there
                 return FeatureStats.load(x, name=name)
-        return FeatureStats.from_features(x, progress=progress)
+        return FeatureStats.from_features(x, progress=progress, engine=engine)
     except ValueError as exc:
         msg = str(exc)
         raise ValueError(msg if msg.startswith(name) else f"{name}: {msg}") from None
 
 
-def stats_of(eng: Engine, x: Any, name: str, progress: bool | None = None) -> FeatureStats:
+def stats_of(eng: Engine, x: Any, name: str, progress: bool | None = None, engine: str = "auto") -> FeatureStats:
     """The statistics of one input over every process of ``eng``: each holds a FeatureStats, a statistics file or
-    features (on a ring a process may hold no rows: 0 rows of the right width, or empty statistics)."""
+    features, reduced by ``engine`` (on a ring a process may hold no rows: 0 rows of the right width, or empty
+    statistics)."""
     if not eng.distributed:
-        return as_stats(x, name, progress)
+        return as_stats(x, name, progress, engine)
 
     def local() -> FeatureStats:
         if isinstance(x, FeatureStats):
             return x.copy()
         f = as_features(x, name, min_rows=0)
         st = FeatureStats(f.dim)
-        return st.update(f, progress=progress) if f.n else st
+        return st.update(f, progress=progress, engine="torch" if engine == "torch" else "auto") if f.n else st
 
     return eng.local(local, f"statistics of {name}").reduced(eng)
 
@@ -492,6 +561,8 @@ def subset_stats(eng: Engine, s: Set, subsets: Sequence[np.ndarray], progress: b
     """The statistics of each subset (global row indices) of a set, over every process of ``eng``."""
     f = s.local
     local = [eng.local_indices(s, idx) for idx in subsets]
+    if not isinstance(f, Features):  # rows of a device engine: each subset's statistics where the rows live
+        return [FeatureStats(f.dim).update(eng.as_input(f, idx), engine=eng.moments_engine) for idx in local]
     parts = FeatureStats.of_subsets(f, local, progress=progress) if f.n else [FeatureStats(f.dim) for _ in local]
     return [p.reduced(eng) for p in parts]
 

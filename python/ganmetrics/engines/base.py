@@ -98,6 +98,13 @@ def union(a: Features, b: Features) -> Features:
     return Features(np.concatenate(parts), F64 if wide is np.float64 else F32, f"{a.name}+{b.name}")
 
 
+def safe_row_norms(x: np.ndarray) -> np.ndarray:
+    """Euclidean norms of the rows without overflow or underflow (each row scaled by its largest |value|)."""
+    big = np.abs(x).max(axis=1)
+    safe = np.where(big > 0, big, 1.0)
+    return big * np.linalg.norm(x / safe[:, None], axis=1)
+
+
 def unbiased_mmd2(sxx: Any, syy: Any, sxy: Any, m: float, n: float) -> Any:
     """Unbiased MMD^2 from ordered-pair kernel sums (within sets over i != j, all pairs across)."""
     return sxx / (m * (m - 1)) + syy / (n * (n - 1)) - 2.0 * sxy / (m * n)
@@ -201,6 +208,7 @@ class Engine(abc.ABC):
 
     name = "engine"
     distributed = False
+    moments_engine = "auto"  # what FeatureStats.update is asked for on this engine's rows
 
     def __init__(self, workspace_bytes: int | None = None, progress: bool | None = None):
         self.workspace_bytes = check_workspace(workspace_bytes)
@@ -246,6 +254,24 @@ class Engine(abc.ABC):
 
     def _find_duplicates(self, f: Any) -> Multiset | None:
         return find_duplicates(f)
+
+    def wrap(self, f: Features) -> Any:
+        """Host rows (a ring's block) as this engine's own features."""
+        return f
+
+    def as_input(self, f: Any, rows: np.ndarray | None = None) -> Any:
+        """This engine's features (those ``rows`` of them) as an input the statistics accept."""
+        return f if rows is None else Features(f.array[rows], f.code, f.name)
+
+    def l2_normalized(self, f: Features) -> Features:
+        """Every row divided by its Euclidean norm, in float64 (an all-zero row is an error naming the set)."""
+        x = f.rows(0, f.n).astype(np.float64)
+        norms = safe_row_norms(x)
+        zero = np.flatnonzero(norms == 0)
+        if zero.size:
+            raise ValueError(f"{f.name} has {zero.size} all-zero row(s) (first: {zero[0]}); they cannot be "
+                             "L2-normalized")
+        return Features(x / norms[:, None], F64, f.name)
 
     @abc.abstractmethod
     def center(self, *sets: Set) -> np.ndarray:

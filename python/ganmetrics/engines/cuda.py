@@ -43,6 +43,10 @@ class CudaEngine(Engine):
     def _find_duplicates(self, f: Any) -> Multiset | None:
         return None
 
+    def subset(self, s: Set, idx: np.ndarray, name: str) -> Set:
+        raise ValueError("resampling rows (bootstrap intervals) is not done by the custom CUDA kernels; use "
+                         "engine='torch' for features on a GPU")
+
     def _tiles(self) -> dict:
         """Tile settings; without an explicit budget the CUDA module's own default applies."""
         kw = tile_kwargs(self.workspace_bytes)

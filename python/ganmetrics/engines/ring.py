@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ganmetrics._arrays import F32, F64, Features
+from ganmetrics._arrays import F32, F64, Features, as_features
 from ganmetrics._native import _core
 from ganmetrics.engines.base import Distinct, Engine, Set, find_duplicates, identity_multiset, unbiased_mmd2
 
@@ -226,9 +226,13 @@ class RingEngine(Engine):
     distributed = True
 
     def __init__(self, local: Engine, group: Any):
+        if local.name not in ("host", "torch"):
+            raise ValueError(f"the ring composes the host or the torch engine, not {local.name!r}")
         self.local_engine = local
         super().__init__(local.workspace_bytes, local.progress)
         self.group = group
+        if local.name == "torch" and local.device is None:
+            local.device = _device_for(group)
         self.size, self.rank = dist.get_world_size(group), dist.get_rank(group)
         if self.rank != 0:
             local.progress = False  # bars on rank 0 only
@@ -255,7 +259,10 @@ class RingEngine(Engine):
 
     # -- validation and reductions
     def features(self, x: Any, name: str, min_rows: int = 2) -> Features:
-        return _wide(self.local_engine.features(x, name, 0))
+        """This rank's rows as host Features (what travels; a tensor on a device is copied to the host)."""
+        if isinstance(x, torch.Tensor) and x.device.type != "cpu":
+            x = x.detach().cpu()
+        return _wide(as_features(x, name, min_rows=0))
 
     def local(self, fn: Callable[[], Any], what: str) -> Any:
         return guarded(self.group, fn, what)
@@ -349,13 +356,13 @@ class RingEngine(Engine):
         def computes(t: int, r: int, src: int) -> bool:
             return 2 * t == size or owns_pair(t, r, src, size)
 
-        host = self.local_engine
+        le = self.local_engine
         for step, src, (block,) in ring([local.array], [(c,) for c in counts], group, self.sent, steps=meets,
                                         needed=computes):
             if step == 0:
                 if n >= 2:
-                    v, i, evaluated = host.knn_pass(local, None, min(k, n - 1), center, desc=desc)
-                    host.evaluations += int(evaluated)
+                    v, i, evaluated = le.knn_pass(le.wrap(local), None, min(k, n - 1), center, desc=desc)
+                    le.evaluations += int(evaluated)
                     merge(slice(0, n), v, i + starts[me])
                 continue
             if not computes(step, me, src):
@@ -364,8 +371,8 @@ class RingEngine(Engine):
             if a1 <= a0 or b1 <= b0:
                 continue
             mine = Features(local.array[a0:a1], local.code, "rows")
-            v, i, vy, iy, _ = host.knn_both(mine, Features(block[b0:b1], local.code, "block"), min(k, b1 - b0),
-                                         min(k, a1 - a0), center)
+            v, i, vy, iy, _ = le.knn_both(le.wrap(mine), le.wrap(Features(block[b0:b1], local.code, "block")),
+                                          min(k, b1 - b0), min(k, a1 - a0), center)
             merge(slice(a0, a1), v, i + starts[src] + b0)
             back = [_tensor(np.ascontiguousarray(vy, dtype=np.float64), device),
                     _tensor(np.ascontiguousarray(iy, dtype=np.int64) + starts[me] + a0, device)]
@@ -426,7 +433,8 @@ class RingEngine(Engine):
             if u == 0 or len(block["rows"]) == 0:
                 continue
             kw = {"col_multiplicity": np.ascontiguousarray(block["counts"])} if "counts" in block else {}
-            out = self.local_engine.cross_pass(mq.rows, Features(block["rows"], mr.rows.code, ref.name), center,
+            le = self.local_engine
+            out = le.cross_pass(le.wrap(mq.rows), le.wrap(Features(block["rows"], mr.rows.code, ref.name)), center,
                                            desc=desc, col_radius2=block.get("r2"), row_radius2=q_r2, col_min=col_min,
                                            row_min=row_min, strict=bool(strict), **kw)
             rechecked += int(out["rechecked"])
@@ -456,13 +464,15 @@ class RingEngine(Engine):
     def nearest(self, query: Set, ref: Set, center: np.ndarray, weight: np.ndarray, desc: str = "") -> np.ndarray:
         best = np.full(query.local.n, np.inf)
         w_all = np.ascontiguousarray(weight, dtype=np.float64)
+        le = self.local_engine
+        q = le.wrap(query.local) if query.local.n else None
         for _, src, (block, w) in ring([ref.local.array, w_all], [(c, c) for c in ref.counts], self.group,
                                        self.sent):
-            if query.local.n == 0 or len(block) == 0 or not (w > 0).any():
+            if q is None or len(block) == 0 or not (w > 0).any():
                 continue
-            best = np.minimum(best, self.local_engine.nearest(
-                query, Set(ref.name, Features(block, ref.local.code, ref.name), len(block)), center,
-                np.ascontiguousarray(w), desc))
+            v, i, _ = le.knn_pass(q, le.wrap(Features(block, ref.local.code, ref.name)), 1, center,
+                                  np.ascontiguousarray(w), desc=desc)
+            best = np.minimum(best, np.where(np.asarray(i)[:, 0] >= 0, np.asarray(v)[:, 0], np.inf))
         return best
 
     # -- kernel sums
@@ -488,7 +498,11 @@ class RingEngine(Engine):
         def owns(t, r, s):
             return owns_pair(t, r, s, size)
 
-        ks = self.local_engine.kernel_sum
+        le = self.local_engine
+
+        def ks(a, b, self_pass, include_diagonal, kernel, f32):
+            return le.kernel_sum(le.wrap(a), le.wrap(b), self_pass, include_diagonal, kernel, f32)
+
         for step, src, (bx, by) in ring([lx_all.array, ly_all.array], list(zip(x.counts, y.counts)), self.group,
                                         self.sent, steps=size // 2 + 1, needed=owns):
             if step and not owns(step, me, src):

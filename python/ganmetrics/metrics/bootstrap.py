@@ -94,6 +94,7 @@ def bootstrap(
     resample: str = "both",
     progress: bool | None = None,
     group: Any = None,
+    engine: str = "auto",
 ) -> dict[str, Interval]:
     """Confidence intervals for FID and/or precision, recall, density, coverage (see module doc).
 
@@ -104,6 +105,7 @@ def bootstrap(
     ``group`` (``"default"`` or a torch.distributed ProcessGroup): each rank passes its shards; the subsamples
     are drawn on indices into the concatenated sets (the same draws as one process), each round's statistics
     are merged over the ranks and its k-NN metrics run on the ring (:mod:`ganmetrics.engines.ring`).
+    ``engine``: where it runs (``"auto"``, ``"host"``, ``"torch"``; see :func:`ganmetrics.prdc`).
     """
     metrics = tuple(metrics)
     unknown = [m for m in metrics if m != "fid" and m not in KNN_METRICS]
@@ -117,7 +119,7 @@ def bootstrap(
         raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
     if resample not in ("both", "fake"):
         raise ValueError(f"resample must be 'both' or 'fake', got {resample!r}")
-    eng = engines.select(group=group, progress=progress)  # host rows (or the ring over them)
+    eng = engines.select(real, fake, group=group, engine=engine, progress=progress)
     fr, ff = eng.sets({"real": real, "fake": fake}, what="bootstrap")
     n_real, n_fake = fr.n, ff.n
     rng = np.random.default_rng(seed)
@@ -133,7 +135,7 @@ def bootstrap(
     if knn:
         full = _prdc(eng, fr, ff, k)
         thetas = {m: [] for m in knn}
-        quiet = engines.select(group=group, progress=False)  # one bar over the rounds, not one per pass
+        quiet = engines.select(real, fake, group=group, engine=engine, progress=False)  # one bar for the rounds
         for ri, fi in steps(zip(real_idx, fake_idx), n_boot, "bootstrap rounds (PRDC)", unit="rounds",
                             progress=progress):
             res = _prdc(quiet, quiet.subset(fr, ri, "real"), quiet.subset(ff, fi, "fake"), k)
@@ -150,7 +152,8 @@ def _prdc(eng: Engine, fr: Set, ff: Set, k: int):
 
 def _fid_interval(eng: Engine, fr: Set, ff: Set, real_idx, fake_idx, resample, fraction, confidence,
                   progress) -> Interval:
-    real_full, fake_full = stats_of(eng, fr.local, "real"), stats_of(eng, ff.local, "fake")
+    real_full = stats_of(eng, eng.as_input(fr.local), "real", engine=eng.moments_engine)
+    fake_full = stats_of(eng, eng.as_input(ff.local), "fake", engine=eng.moments_engine)
     ref = _Reference(_Side.of(real_full, "real covariance"))
     full = ref.distance(_Side.of(fake_full, "fake covariance"))
     fake_stats = subset_stats(eng, ff, fake_idx)

@@ -14,6 +14,7 @@ the precision each covariance carries; a covariance that is clearly not PSD rais
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
@@ -21,7 +22,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ganmetrics import engines
-from ganmetrics._cuda_arrays import is_device_array, require_cuda
+from ganmetrics._cuda_arrays import UNVERIFIED_FLAG, require_cuda
 from ganmetrics._image_inputs import accepts_images
 from ganmetrics._native import _core, _cuda
 from ganmetrics._progress import steps
@@ -61,12 +62,24 @@ def _combine(mu1: np.ndarray, tr1: float, mu2: np.ndarray, tr2: float, trace_sqr
     return fd
 
 
-def _resolve_device(device: str | None, *inputs: Any) -> str:
-    if device is None:
-        return "cuda" if any(is_device_array(x) for x in inputs) else "cpu"
-    if device not in ("cpu", "cuda"):
+def _placement(device: str | None, engine: str, *inputs: Any) -> tuple[str, str]:
+    """Where statistics and the distance run: (engine name, torch device). ``device=None`` follows the inputs
+    (a tensor on a device: the torch engine there, or the custom CUDA kernels with
+    GANMETRICS_ENABLE_UNVERIFIED_CUDA=1); ``device="cuda"`` runs the distance on the GPU with host inputs too."""
+    if device not in (None, "cpu", "cuda"):
         raise ValueError(f"device must be 'cpu', 'cuda' or None (follow the inputs), got {device!r}")
-    return device
+    placed = [x for x in inputs if engines.on_a_device(x)]
+    if device is None:
+        name = engines.engine_name(engine, *placed) if placed else engines.engine_name(engine)
+        return name, (str(placed[0].device) if placed and hasattr(placed[0], "device") else "cuda") if placed else "cpu"
+    if device == "cpu":
+        if engine == "cuda":
+            raise ValueError("engine='cuda' runs on the GPU; device='cpu' contradicts it")
+        return ("torch" if engine == "torch" else "host"), "cpu"
+    if engine == "host":
+        raise ValueError("engine='host' runs on the CPU; device='cuda' contradicts it")
+    flagged = os.environ.get(UNVERIFIED_FLAG, "") == "1"
+    return ("cuda" if engine == "cuda" or (engine == "auto" and flagged) else "torch"), "cuda"
 
 
 @dataclass(frozen=True)
@@ -102,9 +115,14 @@ class _Side:
         max_rank = -1 if self.n is None else max(0, self.n - 1)
         return {"rank_tol": rank_tol, "psd_tol": psd_tol, "max_rank": max_rank}
 
-    def factor(self, scale: float = 1.0) -> Any:
-        """Factor of scale * cov (scale: an exact power of two)."""
+    def factor(self, scale: float = 1.0, torch_device: str | None = None) -> Any:
+        """Factor of scale * cov (scale: an exact power of two): LAPACK's on the host, or a float64 tensor on
+        ``torch_device`` (the torch engine)."""
         cov = self.cov if scale == 1.0 else self.cov * scale
+        if torch_device is not None:
+            from ganmetrics.engines import torch_engine  # torch: an optional heavy dependency
+
+            return torch_engine.psd_factor(cov, self.name, torch_device, **self.tolerances())
         return _core.psd_factor(cov, self.name, **self.tolerances())
 
 
@@ -119,23 +137,25 @@ def _finite_trace(side: _Side) -> float:
 class _Reference:
     """A factored reference side that many candidates can be compared against.
 
-    On ``device="cuda"`` the factorization and the trace terms run in float64 on the GPU
-    (cuSOLVER / cuBLAS), batched over the candidates given to :meth:`distances`.
+    ``engine``: "host" (LAPACK), "torch" (torch.linalg in float64 on ``device``: eigendecomposition and
+    singular values, the host's tolerances and errors), or "cuda" (the custom kernels: cuSOLVER / cuBLAS,
+    batched over the candidates given to :meth:`distances`).
     """
 
-    def __init__(self, ref: _Side, device: str = "cpu"):
+    def __init__(self, ref: _Side, engine: str = "host", device: str = "cpu"):
         self.ref = ref
-        self.device = device
+        self.engine = engine
+        self.torch_device = device if engine == "torch" else None
         self.trace = _finite_trace(ref)
         # tr sqrt(S1^1/2 S2 S1^1/2) scales linearly when both covariances are scaled by s: far outside the
         # usual magnitudes, factor 2^-k times the covariances (exact) so that no product over- or underflows
         self.scale = 1.0
         if self.trace > 1e100 or 0.0 < self.trace < 1e-100:
             self.scale = float(np.ldexp(1.0, -int(np.frexp(self.trace)[1])))
-        if device == "cuda":
+        if engine == "cuda":
             require_cuda("device='cuda'")
         else:
-            self.factor = ref.factor(self.scale)
+            self.factor = ref.factor(self.scale, self.torch_device)
 
     def _check(self, other: _Side) -> None:
         if other.mean.shape != self.ref.mean.shape:
@@ -147,11 +167,16 @@ class _Reference:
     def distances(self, others: Sequence[_Side]) -> list[float]:
         for other in others:
             self._check(other)
-        if self.device == "cuda":
+        if self.engine == "cuda":
             traces = _cuda.trace_sqrt_products(np.ascontiguousarray(self.ref.cov),
                                                [np.ascontiguousarray(o.cov) for o in others], 0,
                                                self.ref.name, [o.name for o in others])
             sqrt_terms = [t[0] for t in traces]
+        elif self.torch_device is not None:
+            from ganmetrics.engines import torch_engine  # torch: an optional heavy dependency
+
+            sqrt_terms = [torch_engine.trace_sqrt_product(self.factor, o.factor(self.scale, self.torch_device))
+                          / self.scale for o in others]
         else:
             sqrt_terms = [_core.trace_sqrt_product(self.factor, o.factor(self.scale))[0] / self.scale for o in others]
         out = []
@@ -170,14 +195,16 @@ def stats_distance(a: FeatureStats, b: FeatureStats, name_a: str = "real covaria
     return _Reference(_Side.of(a, name_a)).distance(_Side.of(b, name_b))
 
 
-def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, *, device: str | None = None) -> float:
+def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, *, device: str | None = None,
+                     engine: str = "auto") -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), exact in float64.
 
     Returns a Python float >= 0. Raises ValueError for mismatched shapes, NaN/Inf, a non-symmetric
     matrix or one that is not positive semi-definite (naming which). ``device="cuda"`` computes the
-    trace term on the GPU (float64 cuSOLVER); by default it runs where the inputs live.
+    trace term on the GPU (float64 torch.linalg; the custom cuSOLVER kernels with engine="cuda"); by default it
+    runs where the inputs live. ``engine``: "auto", "host", "torch" (e.g. on the CPU), "cuda".
     """
-    device = _resolve_device(device, mu1, sigma1, mu2, sigma2)
+    name, device = _placement(device, engine, mu1, sigma1, mu2, sigma2)
     mu1, sigma1, mu2, sigma2 = (_host(a) for a in (mu1, sigma1, mu2, sigma2))
     m1 = _vector(mu1, "mu1")
     m2 = _vector(mu2, "mu2")
@@ -187,7 +214,7 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, *, device: st
     s2 = _square(sigma2, "sigma2", m2.shape[0])
     a = _Side(m1, s1, "sigma1", unit_roundoff_of(sigma1))
     b = _Side(m2, s2, "sigma2", unit_roundoff_of(sigma2))
-    return _Reference(a, device).distance(b)
+    return _Reference(a, name, device).distance(b)
 
 
 def _host(a: Any) -> Any:
@@ -220,7 +247,7 @@ def _check_extractors(a: FeatureStats, b: FeatureStats, name_a: str, name_b: str
 
 @accepts_images("real", "fake", want="stats")
 def fid(real: Any, fake: Any, *, force: bool = False, device: str | None = None,
-        progress: bool | None = None, group: Any = None) -> float:
+        progress: bool | None = None, group: Any = None, engine: str = "auto") -> float:
     """Fréchet Inception Distance (or FD for any encoder) between two feature sets.
 
     ``real`` and ``fake`` are each features (array, tensor, .npy/.npz path), a
@@ -232,19 +259,20 @@ def fid(real: Any, fake: Any, *, force: bool = False, device: str | None = None,
     large inputs on a terminal (None), never (False) or always (True). ``group`` (``"default"`` or a
     torch.distributed ProcessGroup): each rank passes its shard of ``real`` and ``fake`` (features or
     FeatureStats; shards may be uneven or empty) and every rank gets the FID of all the shards together
-    (:mod:`ganmetrics.engines.ring`).
+    (:mod:`ganmetrics.engines.ring`). ``engine``: where statistics and the distance run (``"auto"``: the host for
+    host inputs, the torch engine for tensors on a device; ``"host"``, ``"torch"``, ``"cuda"``).
     """
     eng = engines.select(group=group)
-    device = _resolve_device(device, real, fake)
-    a, b = stats_of(eng, real, "real", progress), stats_of(eng, fake, "fake", progress)
+    name, device = _placement(device, engine, real, fake)
+    a, b = stats_of(eng, real, "real", progress, name), stats_of(eng, fake, "fake", progress, name)
     _check_extractors(a, b, "real", "fake", force)
     warn_small(a, "real")
     warn_small(b, "fake")
-    return _Reference(_Side.of(a, "real covariance"), device).distance(_Side.of(b, "fake covariance"))
+    return _Reference(_Side.of(a, "real covariance"), name, device).distance(_Side.of(b, "fake covariance"))
 
 
 def fid_many(reference: Any, candidates: Iterable[Any] | Sequence[Any], *, force: bool = False,
-             device: str | None = None, group: Any = None) -> list[float]:
+             device: str | None = None, group: Any = None, engine: str = "auto") -> list[float]:
     """FID of every candidate against one reference, factoring the reference covariance once.
 
     For benchmark suites comparing many checkpoints with one real set. Each candidate may be
@@ -254,14 +282,14 @@ def fid_many(reference: Any, candidates: Iterable[Any] | Sequence[Any], *, force
     """
     candidates = list(candidates)
     eng = engines.select(group=group)
-    device = _resolve_device(device, reference, *candidates)
-    ref = stats_of(eng, reference, "reference")
+    where, device = _placement(device, engine, reference, *candidates)
+    ref = stats_of(eng, reference, "reference", None, where)
     warn_small(ref, "reference")
-    factored = _Reference(_Side.of(ref, "reference covariance"), device)
+    factored = _Reference(_Side.of(ref, "reference covariance"), where, device)
     sides = []
     for i, cand in enumerate(candidates):
         name = f"candidates[{i}]"
-        st = stats_of(eng, cand, name)
+        st = stats_of(eng, cand, name, None, where)
         _check_extractors(ref, st, "reference", name, force)
         warn_small(st, name)
         sides.append(_Side.of(st, f"{name} covariance"))
@@ -297,7 +325,7 @@ class FIDInfinityResult:
 @accepts_images("real", "fake")
 def fid_infinity(
     real: Any, fake: Any, *, sizes: Sequence[int] | None = None, num_points: int = 15, min_size: int | None = None,
-    seed: int = 0, progress: bool | None = None, group: Any = None,
+    seed: int = 0, progress: bool | None = None, group: Any = None, engine: str = "auto",
 ) -> FIDInfinityResult:
     """FD-infinity (Chong & Forsyth 2020, "Effectively unbiased FID and Inception Score and where to find them").
 
@@ -309,10 +337,10 @@ def fid_infinity(
     factored once. ``real`` may be features, a FeatureStats or a statistics file; ``fake`` must be
     features. Lower is better. ``progress``: bars on a terminal (None), never (False) or always (True).
     ``group``: each rank passes its shards (see :func:`fid`); the shuffle is one of the concatenated fake set, so
-    every size holds the same samples as on one process.
+    every size holds the same samples as on one process. ``engine``: where it runs (see :func:`fid`).
     """
-    eng = engines.select(group=group)
-    ref = stats_of(eng, real, "real", progress)
+    eng = engines.select(fake, group=group, engine=engine)
+    ref = stats_of(eng, real, "real", progress, eng.moments_engine)
     (ff,) = eng.sets({"fake": fake}, what="fid_infinity")
     n_fake = ff.n
     if ref.n is not None and ref.n <= ref.dim:

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from ganmetrics import engines
-from ganmetrics._arrays import F64, Features
 from ganmetrics._image_inputs import accepts_images
 from ganmetrics.engines.base import unbiased_mmd2
 
@@ -24,13 +23,14 @@ POLYNOMIAL, RBF = 0, 1
 @dataclass(frozen=True)
 class KIDResult:
     """KID estimate: ``mean`` over subsets (or the exact full-set value), ``std`` over subsets
-    (None for the full-set estimate) and the per-subset ``values``."""
+    (None for the full-set estimate) and the per-subset ``values``; ``info["engine"]``: where it was computed."""
 
     mean: float
     std: float | None
     values: np.ndarray = field(repr=False)
     subsets: int | None = None
     subset_size: int | None = None
+    info: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __float__(self) -> float:
         return self.mean
@@ -75,6 +75,7 @@ def kid(
     workspace_bytes: int | None = None,
     progress: bool | None = None,
     group: Any = None,
+    engine: str = "auto",
 ) -> KIDResult:
     """Kernel Inception Distance (Bińkowski et al. 2018, "Demystifying MMD GANs").
 
@@ -96,10 +97,11 @@ def kid(
     ``progress``: a bar on a terminal (None), never (False) or always (True).
     ``group`` (``"default"`` or a torch.distributed ProcessGroup): each rank passes its shards; the subsets are
     drawn on indices into the concatenated sets (the same draws, so the same subsets, as one process), kernel
-    sums are computed where the rows live and added up; every rank gets the result.
+    sums are computed where the rows live and added up; every rank gets the result. ``engine``: where it runs
+    (``"auto"``: host arrays on the host engine, tensors on a device on the torch engine; ``"host"``, ``"torch"``).
     """
     f32 = _float32_products(precision)
-    eng = engines.select(real, fake, group=group, workspace_bytes=workspace_bytes, progress=progress)
+    eng = engines.select(real, fake, group=group, engine=engine, workspace_bytes=workspace_bytes, progress=progress)
     fr, ff = eng.sets({"real": real, "fake": fake}, what="kid")
     n_real, n_fake = fr.n, ff.n
     g, c0, deg = _poly_args(fr.dim, degree, gamma, coef0)
@@ -118,7 +120,7 @@ def kid(
     if subsets is None:
         value = unbiased_mmd2(*eng.kernel_sums(fr, ff, kernel, False, f32), n_real, n_fake)
         _require_finite_kid(np.array([value]))
-        return KIDResult(float(value), None, np.array([value]))
+        return KIDResult(float(value), None, np.array([value]), info=eng.info())
     # torch-fidelity's draw: RandomState(seed), for each subset fake indices then real indices
     rng = np.random.RandomState(seed)
     fi, ri = [], []
@@ -127,7 +129,7 @@ def kid(
         ri.append(rng.choice(n_real, subset_size, replace=False))
     values = eng.subset_mmd2(ff, fr, kernel, np.stack(fi), np.stack(ri), f32, f"KID subsets of {subset_size}")
     _require_finite_kid(values)
-    return KIDResult(float(values.mean()), float(values.std()), values, subsets, subset_size)
+    return KIDResult(float(values.mean()), float(values.std()), values, subsets, subset_size, eng.info())
 
 
 def _require_finite_kid(values: np.ndarray) -> None:
@@ -162,26 +164,10 @@ def _check_subsets(subsets: Any, subset_size: Any, n_real: int, n_fake: int) -> 
     return int(subsets), int(subset_size)
 
 
-def safe_row_norms(x: np.ndarray) -> np.ndarray:
-    """Euclidean norms of the rows without overflow or underflow (each row scaled by its largest |value|)."""
-    big = np.abs(x).max(axis=1)
-    safe = np.where(big > 0, big, 1.0)
-    return big * np.linalg.norm(x / safe[:, None], axis=1)
-
-
-def _l2_normalized(f: Features) -> Features:
-    x = f.rows(0, f.n).astype(np.float64)
-    norms = safe_row_norms(x)
-    zero = np.flatnonzero(norms == 0)
-    if zero.size:
-        raise ValueError(f"{f.name} has {zero.size} all-zero row(s) (first: {zero[0]}); they cannot be L2-normalized")
-    return Features(x / norms[:, None], F64, f.name)
-
-
 @accepts_images("real", "fake", default_extractor="clip-vit-l-14-336")
 def cmmd(real: Any, fake: Any, *, sigma: float = 10.0, scale: float = 1000.0, normalize: bool = True,
          precision: str = "float64", workspace_bytes: int | None = None, progress: bool | None = None,
-         group: Any = None) -> float:
+         group: Any = None, engine: str = "auto") -> float:
     """CMMD (Jayasumana et al. 2024, "Rethinking FID: towards a better evaluation metric for image generation").
 
     MMD with the Gaussian RBF kernel exp(-|x - y|^2 / (2 sigma^2)), sigma = 10, between
@@ -189,6 +175,7 @@ def cmmd(real: Any, fake: Any, *, sigma: float = 10.0, scale: float = 1000.0, no
     averages every kernel value including i = j (a V-statistic, >= 0). Lower is better.
     ``precision="float32"`` forms the dot products with float32 GEMM (kernel values and sums in float64).
     ``group``: each rank passes its shards; kernel sums are computed where the rows live and added up.
+    ``engine``: where it runs (see :func:`kid`).
     """
     sigma, scale = float(sigma), float(scale)
     if not (np.isfinite(sigma) and sigma * sigma > 0 and np.isfinite(1.0 / (2.0 * sigma * sigma))):
@@ -196,8 +183,8 @@ def cmmd(real: Any, fake: Any, *, sigma: float = 10.0, scale: float = 1000.0, no
     if not np.isfinite(scale):
         raise ValueError(f"scale must be finite, got {scale}")
     f32 = _float32_products(precision)
-    eng = engines.select(real, fake, group=group, workspace_bytes=workspace_bytes, progress=progress)
-    fr, ff = eng.sets({"real": real, "fake": fake}, prepare=_l2_normalized if normalize else None, what="cmmd")
+    eng = engines.select(real, fake, group=group, engine=engine, workspace_bytes=workspace_bytes, progress=progress)
+    fr, ff = eng.sets({"real": real, "fake": fake}, prepare=eng.l2_normalized if normalize else None, what="cmmd")
     gamma = 1.0 / (2.0 * sigma * sigma)
     sxx, syy, sxy = eng.kernel_sums(fr, ff, (RBF, gamma, 1.0, 3), True, f32)
     nr, nf = fr.n, ff.n

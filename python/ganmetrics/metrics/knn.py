@@ -48,14 +48,16 @@ class MetricResult(dict):
 
 # ---------------------------------------------------------------------------------------------- radii
 def knn_radii(x: Any, k: int = 5, *, workspace_bytes: int | None = None, progress: bool | None = None,
-              group: Any = None) -> np.ndarray:
+              group: Any = None, engine: str = "auto") -> np.ndarray:
     """Distance from each sample to its k-th nearest neighbour in the same set (itself excluded).
 
     Exact float64 Euclidean distances, shape (n,). ``progress``: a bar on a terminal (None), never
     (False) or always (True), as for every slow step in ganmetrics. ``group``: each rank passes its shard and
-    gets the radii of its own rows within all the shards together.
+    gets the radii of its own rows within all the shards together. ``engine``: where it runs -- ``"auto"``
+    (host arrays on the host engine, tensors on a device on the torch engine), ``"host"``, ``"torch"``, ``"cuda"``
+    (:mod:`ganmetrics.engines`); every engine gives the same decisions.
     """
-    eng = engines.select(x, group=group, workspace_bytes=workspace_bytes, progress=progress)
+    eng = engines.select(x, group=group, engine=engine, workspace_bytes=workspace_bytes, progress=progress)
     (s,) = eng.sets({"x": x}, what="knn_radii")
     return np.sqrt(eng.radii2(s, check_k(k, "k", s.n, "x"), eng.center(s)))
 
@@ -126,15 +128,15 @@ def prdc_features(fr: Any, ff: Any, k: int, *, progress: bool | None = None,
 
 
 def _real_fake(real: Any, fake: Any, what: str, workspace_bytes: int | None, progress: bool | None,
-               group: Any) -> tuple[Engine, Set, Set]:
-    eng = engines.select(real, fake, group=group, workspace_bytes=workspace_bytes, progress=progress)
+               group: Any, engine: str) -> tuple[Engine, Set, Set]:
+    eng = engines.select(real, fake, group=group, engine=engine, workspace_bytes=workspace_bytes, progress=progress)
     fr, ff = eng.sets({"real": real, "fake": fake}, what=what)
     return eng, fr, ff
 
 
 @accepts_images("real", "fake")
 def prdc(real: Any, fake: Any, k: int = 5, *, strict: bool = False, workspace_bytes: int | None = None,
-         progress: bool | None = None, group: Any = None) -> MetricResult:
+         progress: bool | None = None, group: Any = None, engine: str = "auto") -> MetricResult:
     """Precision, recall, density and coverage with k nearest neighbours, from one cross pass.
 
     - precision (Kynkäänniemi et al. 2019): fraction of fake samples inside some real k-NN ball.
@@ -147,29 +149,30 @@ def prdc(real: Any, fake: Any, k: int = 5, *, strict: bool = False, workspace_by
     uses the ``prdc`` package's strict ``<`` for every inclusion (including coverage) instead of ``<=``.
     ``group`` (``"default"`` or a torch.distributed ProcessGroup): each rank passes its shards of ``real`` and
     ``fake`` (uneven or empty) and gets the values of all shards together, equal to one process on the
-    concatenated data (blocks travel around a ring of the ranks; :mod:`ganmetrics.engines.ring`).
+    concatenated data (blocks travel around a ring of the ranks; :mod:`ganmetrics.engines.ring`). ``engine``:
+    where it runs (see :func:`knn_radii`); ``res.info["engine"]`` names the engine that computed it.
     """
-    eng, fr, ff = _real_fake(real, fake, "prdc", workspace_bytes, progress, group)
+    eng, fr, ff = _real_fake(real, fake, "prdc", workspace_bytes, progress, group, engine)
     return prdc_values(eng, fr, ff, *real_fake_pass(eng, fr, ff, k, fake_radii=True, col_min=True, strict=strict))
 
 
 @accepts_images("real", "fake")
 def precision_recall(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | None = None,
-                     progress: bool | None = None, group: Any = None) -> MetricResult:
+                     progress: bool | None = None, group: Any = None, engine: str = "auto") -> MetricResult:
     """Improved precision and recall (Kynkäänniemi et al. 2019), k = 3 as in the paper.
 
     Precision: fraction of fake samples inside the real manifold (union of real k-NN balls);
     recall: fraction of real samples inside the fake manifold. Both in [0, 1], higher is better.
     ``group``: each rank passes its shards (see :func:`prdc`).
     """
-    eng, fr, ff = _real_fake(real, fake, "precision_recall", workspace_bytes, progress, group)
+    eng, fr, ff = _real_fake(real, fake, "precision_recall", workspace_bytes, progress, group, engine)
     out, real_r2, info = real_fake_pass(eng, fr, ff, k, fake_radii=True, col_min=False, strict=False)
     return prdc_values(eng, fr, ff, out, real_r2, info, ("precision", "recall"))
 
 
 @accepts_images("real", "fake")
 def density_coverage(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int | None = None,
-                     progress: bool | None = None, group: Any = None) -> MetricResult:
+                     progress: bool | None = None, group: Any = None, engine: str = "auto") -> MetricResult:
     """Density and coverage (Naeem et al. 2020), k = 5 as in the paper; only real k-NN balls are needed.
 
     Density: mean count of real balls containing each fake sample, divided by k (about 1 when the
@@ -177,7 +180,7 @@ def density_coverage(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int |
     samples whose ball contains at least one fake sample, in [0, 1]. Higher is better.
     ``group``: each rank passes its shards (see :func:`prdc`).
     """
-    eng, fr, ff = _real_fake(real, fake, "density_coverage", workspace_bytes, progress, group)
+    eng, fr, ff = _real_fake(real, fake, "density_coverage", workspace_bytes, progress, group, engine)
     out, real_r2, info = real_fake_pass(eng, fr, ff, k, fake_radii=False, col_min=True, strict=False)
     return prdc_values(eng, fr, ff, out, real_r2, info, ("density", "coverage"))
 
@@ -185,7 +188,7 @@ def density_coverage(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int |
 # ---------------------------------------------------------------------------------------------- the others
 @accepts_images("real", "fake")
 def realism_score(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | None = None,
-                  progress: bool | None = None, group: Any = None) -> np.ndarray:
+                  progress: bool | None = None, group: Any = None, engine: str = "auto") -> np.ndarray:
     """Realism score of every fake sample (Kynkäänniemi et al. 2019, section 5).
 
     R(g) = max over real r of radius_k(r) / |g - r|, over the real samples whose k-NN radius is at
@@ -195,7 +198,7 @@ def realism_score(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | No
     ``group``: each rank passes its shards and gets the scores of its own fake rows against all the real
     shards together (the median radius is the global one).
     """
-    eng, fr, ff = _real_fake(real, fake, "realism_score", workspace_bytes, progress, group)
+    eng, fr, ff = _real_fake(real, fake, "realism_score", workspace_bytes, progress, group, engine)
     k = check_k(k, "k", fr.n, "real")
     center = eng.center(fr, ff)
     real_r2 = eng.radii2(fr, k, center)
@@ -215,7 +218,7 @@ def realism_score(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | No
 
 @accepts_images("real", "fake")
 def nn1_accuracy(real: Any, fake: Any, *, workspace_bytes: int | None = None,
-                 progress: bool | None = None, group: Any = None) -> MetricResult:
+                 progress: bool | None = None, group: Any = None, engine: str = "auto") -> MetricResult:
     """Leave-one-out 1-nearest-neighbour two-sample test accuracy on the union of both sets.
 
     Each sample is classified real/fake by its nearest other sample. 0.5 is ideal (the sets are
@@ -224,7 +227,7 @@ def nn1_accuracy(real: Any, fake: Any, *, workspace_bytes: int | None = None,
     distance go to the lower index of [real; fake], i.e. towards a real neighbour.
     ``group``: each rank passes its shards (see :func:`prdc`).
     """
-    eng, fr, ff = _real_fake(real, fake, "nn1_accuracy", workspace_bytes, progress, group)
+    eng, fr, ff = _real_fake(real, fake, "nn1_accuracy", workspace_bytes, progress, group, engine)
     center = eng.center(fr, ff)
     # nearest neighbour within each set (self excluded) and across: one cross pass gives both directions
     d_rr = eng.radii2(fr, 1, center)
@@ -242,7 +245,7 @@ def nn1_accuracy(real: Any, fake: Any, *, workspace_bytes: int | None = None,
 
 @accepts_images("train", "fake")
 def memorization(train: Any, fake: Any, *, workspace_bytes: int | None = None,
-                 progress: bool | None = None, group: Any = None) -> MetricResult:
+                 progress: bool | None = None, group: Any = None, engine: str = "auto") -> MetricResult:
     """Copy detection: generated samples closer to a training sample than its own nearest neighbour.
 
     A fake sample g is flagged when some training sample t has |g - t| <= |t - NN(t)|, the distance
@@ -253,7 +256,7 @@ def memorization(train: Any, fake: Any, *, workspace_bytes: int | None = None,
     global, ``flagged``, ``nearest_train`` (an index into the concatenated training set) and
     ``nearest_distance`` belong to this rank's fake rows.
     """
-    eng = engines.select(train, fake, group=group, workspace_bytes=workspace_bytes, progress=progress)
+    eng = engines.select(train, fake, group=group, engine=engine, workspace_bytes=workspace_bytes, progress=progress)
     ft, ff = eng.sets({"train": train, "fake": fake}, what="memorization")
     center = eng.center(ft, ff)
     train_r2 = eng.radii2(ft, 1, center)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ganmetrics._arrays import as_features
 from ganmetrics._native import _core
-from ganmetrics.metrics.kernel import safe_row_norms
+from ganmetrics.engines.base import safe_row_norms
 from ganmetrics.stats import FeatureStats
 from ganmetrics._image_inputs import accepts_images
 
