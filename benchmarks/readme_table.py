@@ -10,7 +10,7 @@ RESULTS = os.path.join(ROOT, "benchmarks", "results")
 def load():
     rows = {}
     for name in sorted(os.listdir(RESULTS)):
-        if name.endswith("_cpu.json"):
+        if name.endswith("_cpu.json") and name != "torch_engine_cpu.json":  # that one has a table of its own
             with open(os.path.join(RESULTS, name)) as fh:
                 for r in json.load(fh).get("rows", []):  # other result files (streaming) have no rows
                     if "median_s" in r:
@@ -120,6 +120,24 @@ def distributed_table() -> str:
     return "\n".join(out)
 
 
+def engines_table() -> str:
+    """The torch engine on CPU tensors beside the host engine, same run (benchmarks/compare.py engines)."""
+    rows = {(r["name"], r["n"]): r for r in _rows_of("torch_engine_cpu.json") if "median_s" in r}
+    out = ["| task | host engine | torch engine (CPU tensors) | torch / host |", "|---|---|---|---|"]
+    for task, host, torch_name in (("covariance of {n:,} × 2048 float32", "cov/ganmetrics", "cov/ganmetrics-torch-engine-cpu"),
+                                   ("PRDC, k = 5, {n:,} vs {n:,}, d = 2048", "prdc/ganmetrics",
+                                    "prdc/ganmetrics-torch-engine-cpu"),
+                                   ("KID, 100 subsets × 1000, {n:,} × 2048", "kid/ganmetrics",
+                                    "kid/ganmetrics-torch-engine-cpu")):
+        for (name, n), r in sorted(rows.items()):
+            if name == host and (torch_name, n) in rows:
+                t = rows[(torch_name, n)]
+                out.append(f"| {task.format(n=n)} | {r['median_s']:.1f} s (+{r['peak_mb_beyond_inputs']:.0f} MB) | "
+                           f"{t['median_s']:.1f} s (+{t['peak_mb_beyond_inputs']:.0f} MB) | "
+                           f"{t['median_s'] / r['median_s']:.1f}× |")
+    return "\n".join(out)
+
+
 def _replace(text: str, tag: str, body: str) -> str:
     a = text.index(f"<!-- {tag}:start -->") + len(f"<!-- {tag}:start -->")
     b = text.index(f"<!-- {tag}:end -->")
@@ -135,6 +153,8 @@ def main():
         text = _replace(text, "extract", extract_table())
     if "<!-- distributed:start -->" in text:
         text = _replace(text, "distributed", distributed_table())
+    if "<!-- engines:start -->" in text and os.path.exists(os.path.join(RESULTS, "torch_engine_cpu.json")):
+        text = _replace(text, "engines", engines_table())
     with open(path + ".tmp", "w") as fh:
         fh.write(text)
     os.replace(path + ".tmp", path)

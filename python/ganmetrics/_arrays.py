@@ -63,8 +63,8 @@ def _torch_to_numpy(t: Any, name: str) -> tuple[np.ndarray, int]:
 
     if t.device.type != "cpu":
         raise ValueError(
-            f"{name} is a tensor on '{t.device}': this function runs on the CPU (the statistics, Fréchet "
-            f"distance and k-NN metrics have CUDA kernels; kernel metrics do not yet); pass {name}.cpu()"
+            f"{name} is a tensor on '{t.device}': the host engine reads host arrays; let the metric run where the "
+            f"tensor lives (engine='auto' or 'torch'), or pass {name}.cpu()"
         )
     t = t.detach()
     if t.dtype == torch.bfloat16:
@@ -113,8 +113,8 @@ def to_numpy(x: Any, name: str) -> tuple[np.ndarray, int]:
         return x, -1
     if hasattr(x, "__cuda_array_interface__"):
         raise ValueError(
-            f"{name} lives on a CUDA device: this function runs on the CPU (the statistics, Fréchet "
-            "distance and k-NN metrics have CUDA kernels; kernel metrics do not yet); copy it to the host"
+            f"{name} lives on a CUDA device: the host engine reads host arrays; let the metric run where it lives "
+            "(engine='auto' or 'torch', with a CUDA build of torch), or copy it to the host"
         )
     if hasattr(x, "__dlpack__"):
         dev = x.__dlpack_device__()[0] if hasattr(x, "__dlpack_device__") else 1

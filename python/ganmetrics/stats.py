@@ -193,7 +193,7 @@ class FeatureStats:
         merge into these statistics."""
         import torch  # an optional heavy dependency
 
-        from ganmetrics.engines.torch_engine import host_tensor
+        from ganmetrics.engines.torch_engine import check_finite, host_tensor
 
         if isinstance(batch, torch.Tensor):
             t = batch.detach()
@@ -211,11 +211,7 @@ class FeatureStats:
         if t.shape[1] != self.dim:
             raise ValueError(f"batch has {t.shape[1]} features, the statistics have {self.dim}")
         dev = torch.device("cpu") if t.device.type == "mps" else t.device
-        bad = ~torch.isfinite(t)
-        count = int(bad.sum())
-        if count:
-            first = int(torch.nonzero(bad.any(dim=1))[0, 0])
-            raise ValueError(f"batch contains {count} NaN or Inf value(s); the first is in row {first}")
+        check_finite(t, "batch")
         n = int(t.shape[0])
         mean = torch.zeros(self.dim, dtype=torch.float64, device=dev)
         m2 = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=dev)

@@ -57,6 +57,21 @@ def host_tensor(a: np.ndarray) -> Any:
         return torch.from_numpy(np.ascontiguousarray(a))
 
 
+def check_finite(t: Any, name: str, chunk_bytes: int = 64 << 20) -> None:
+    """ValueError with the count of NaN/Inf values and the first bad row, checked in chunks (bounded memory)."""
+    step = max(1, chunk_bytes // max(1, t.shape[1]))
+    count, first = 0, None
+    for a in range(0, t.shape[0], step):
+        bad = ~torch.isfinite(t[a:a + step])
+        c = int(bad.sum())
+        if c:
+            count += c
+            if first is None:
+                first = a + int(torch.nonzero(bad.any(dim=1))[0, 0])
+    if count:
+        raise ValueError(f"{name} contains {count} NaN or Inf value(s); the first is in row {first}")
+
+
 @contextlib.contextmanager
 def exact_float32_products() -> Iterator[None]:
     """float32 matrix products in full float32 (no TF32, no reduced-precision shortcut) for the call, restored
@@ -130,11 +145,7 @@ class TorchEngine(Engine):
             if t.shape[0] < min_rows:
                 raise ValueError(f"{name} has {t.shape[0]} sample(s); at least {min_rows} are needed")
             self._check_device(t, name)
-            bad = ~torch.isfinite(t)
-            count = int(bad.sum())
-            if count:
-                first = int(torch.nonzero(bad.any(dim=1))[0, 0])
-                raise ValueError(f"{name} contains {count} NaN or Inf value(s); the first is in row {first}")
+            check_finite(t, name)
         elif hasattr(x, "__cuda_array_interface__") or (hasattr(x, "__dlpack_device__")
                                                          and x.__dlpack_device__()[0] != 1):
             if not torch.cuda.is_available():
@@ -257,10 +268,11 @@ class TorchEngine(Engine):
         return rows[0], rows[1], unscale, coef, tau
 
     def _tiles(self, n: int, m: int, d: int) -> tuple[int, int]:
-        """Rows and columns per tile: a float32 product and three float64 tiles within the workspace."""
+        """Rows and columns per tile: a tile's float32 product and the float64 and mask tiles a pass holds at once
+        (about eight float64 tiles) within the workspace."""
         kw = tile_kwargs(self.workspace_bytes)
         t = 4096
-        while t > 64 and 28 * t * t + 8 * t * d > kw["workspace_bytes"]:
+        while t > 64 and 64 * t * t + 8 * t * d > kw["workspace_bytes"]:
             t -= t // 4
         tr, tc = max(1, min(t, n)), max(1, min(t, m))
         if kw["max_tile_rows"] > 0:
