@@ -120,7 +120,8 @@ def _evaluate(fr, ff, metrics: Sequence[str], *, k: int, seed: int, kid_subsets,
         res = timed("prd", lambda: prd(fr, ff, enforce_balance=False, seed=seed, progress=progress))
         values["prd_f8"], values["prd_f1_8"] = res.f8, res.f1_8
     n_real = real_stats.n if real_stats is not None else fr.n
-    info = {"n_real": n_real, "n_fake": ff.n, "dim": ff.dim, "k": k, "seed": seed, "seconds": timings}
+    info = {"n_real": n_real, "n_fake": ff.n, "dim": ff.dim, "k": k, "seed": seed, "seconds": timings,
+            "engine": "host"}
     if "kid" in metrics:
         info["kid_estimate"] = kid_estimate
     return Report(values, info)
