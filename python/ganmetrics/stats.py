@@ -545,6 +545,9 @@ def stats_of(eng: Engine, x: Any, name: str, progress: bool | None = None, engin
     def local() -> FeatureStats:
         if isinstance(x, FeatureStats):
             return x.copy()
+        if engines.on_a_device(x) and getattr(x, "ndim", 0) == 2:  # a shard on a GPU: reduced there
+            st = FeatureStats(int(x.shape[1]))
+            return st.update(x, progress=progress, engine="torch") if x.shape[0] else st
         f = as_features(x, name, min_rows=0)
         st = FeatureStats(f.dim)
         return st.update(f, progress=progress, engine="torch" if engine == "torch" else "auto") if f.n else st
