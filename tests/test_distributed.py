@@ -49,6 +49,11 @@ def _bounds(n, parts, empty_rank=None):
     return cuts
 
 
+def _dump(folder, rank, out):
+    with open(os.path.join(folder, f"rank{rank}.pkl"), "wb") as fh:
+        pickle.dump(out, fh)
+
+
 def _worker(rank, size, folder, mode):
     dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=size,
                             timeout=datetime.timedelta(seconds=60))
@@ -89,12 +94,10 @@ def _worker(rank, size, folder, mode):
             crc, cfc = _bounds(len(cr), size, empty_rank=size - 1), _bounds(len(cf), size, empty_rank=0)
             out["continuous"] = dict(gm.prdc(cr[crc[rank]:crc[rank + 1]], cf[cfc[rank]:cfc[rank + 1]], k=5,
                                              group="default"))
-            with open(os.path.join(folder, f"rank{rank}.pkl"), "wb") as fh:
-                pickle.dump(out, fh)
+            _dump(folder, rank, out)
             return
         if mode == "all":
-            with open(os.path.join(folder, f"rank{rank}.pkl"), "wb") as fh:
-                pickle.dump(_every_metric(rank, size), fh)
+            _dump(folder, rank, _every_metric(rank, size))
             return
         try:
             st = gm.FeatureStats(6)
@@ -113,8 +116,7 @@ def _worker(rank, size, folder, mode):
                     out[name] = None
                 except ValueError as exc:
                     out[name] = str(exc)
-        with open(os.path.join(folder, f"rank{rank}.pkl"), "wb") as fh:
-            pickle.dump(out, fh)
+        _dump(folder, rank, out)
     finally:
         dist.destroy_process_group()
 
@@ -316,8 +318,7 @@ def _collapsed_worker(rank, size, folder):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out["realism"] = gm.realism_score(r, f, k=2, group="default")
-        with open(os.path.join(folder, f"rank{rank}.pkl"), "wb") as fh:
-            pickle.dump(out, fh)
+        _dump(folder, rank, out)
     finally:
         dist.destroy_process_group()
 
@@ -373,8 +374,7 @@ def _torch_engine_worker(rank, size, folder):
         out["memorization"] = (mem.fraction, mem.indices, mem.nearest_train)
         out["kid"] = gm.kid(r, f, subsets=3, subset_size=20, group="default", engine="torch").values
         out["fid"] = gm.fid(r, f, group="default", engine="torch")
-        with open(os.path.join(folder, f"rank{rank}.pkl"), "wb") as fh:
-            pickle.dump(out, fh)
+        _dump(folder, rank, out)
     finally:
         dist.destroy_process_group()
 

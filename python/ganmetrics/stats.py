@@ -193,25 +193,14 @@ class FeatureStats:
         merge into these statistics."""
         import torch  # an optional heavy dependency
 
-        from ganmetrics.engines.torch_engine import check_finite, host_tensor
+        from ganmetrics.engines.torch_engine import TorchEngine
 
-        if isinstance(batch, torch.Tensor):
-            t = batch.detach()
-            if t.layout != torch.strided:
-                raise TypeError("batch is a sparse tensor; pass a dense one (batch.to_dense())")
-            if t.dim() != 2:
-                raise ValueError(f"batch must be 2-D (samples x features), got shape {tuple(t.shape)}")
-            if t.dtype.is_complex or not (t.dtype.is_floating_point or t.dtype in (torch.int32, torch.int64)):
-                raise TypeError(f"batch has dtype {t.dtype}; expected float16/bfloat16/float32/float64")
-        else:
-            f = as_features(batch, "batch", check=False)
-            t = host_tensor(f.rows(0, f.n))
+        t = TorchEngine().features(batch, "batch", min_rows=0).t  # validated there: shape, dtype, NaN/Inf
         if device == "cuda":
             t = t.to("cuda")
         if t.shape[1] != self.dim:
             raise ValueError(f"batch has {t.shape[1]} features, the statistics have {self.dim}")
         dev = torch.device("cpu") if t.device.type == "mps" else t.device
-        check_finite(t, "batch")
         n = int(t.shape[0])
         mean = torch.zeros(self.dim, dtype=torch.float64, device=dev)
         m2 = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=dev)

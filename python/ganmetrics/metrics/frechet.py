@@ -70,8 +70,9 @@ def _placement(device: str | None, engine: str, *inputs: Any) -> tuple[str, str]
         raise ValueError(f"device must be 'cpu', 'cuda' or None (follow the inputs), got {device!r}")
     placed = [x for x in inputs if engines.on_a_device(x)]
     if device is None:
-        name = engines.engine_name(engine, *placed) if placed else engines.engine_name(engine)
-        return name, (str(placed[0].device) if placed and hasattr(placed[0], "device") else "cuda") if placed else "cpu"
+        if not placed:
+            return engines.engine_name(engine), "cpu"
+        return engines.engine_name(engine, *placed), str(getattr(placed[0], "device", "cuda"))
     if device == "cpu":
         if engine == "cuda":
             raise ValueError("engine='cuda' runs on the GPU; device='cpu' contradicts it")
