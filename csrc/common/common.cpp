@@ -75,8 +75,9 @@ void set_num_threads(int n) {
   GM_REQUIRE(n >= 0 && n <= 1024, "num_threads must be in [0, 1024] (0 restores the default)");
   default_threads();
   g_threads = n;
+  // Every parallel region names its thread count (num_threads(num_threads())), so the OpenMP default is left
+  // alone: torch, which shares libgomp's setting in this process, keeps its own thread count.
   const int eff = num_threads();
-  omp_set_num_threads(eff);
   std::lock_guard<std::mutex> lock(g_blas_mutex);
   if (g_blas_scopes > 0) {
     g_blas_saved = eff;  // applied when the open scopes close

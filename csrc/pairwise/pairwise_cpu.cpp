@@ -44,8 +44,10 @@ struct Scaling {
   double unscale = 1.0;  // 2^(2e), maps a scaled squared distance or dot product back to original units
 };
 
-// Largest finite values whose squared distances, summed over d features, stay finite in float64.
+// Largest finite values whose squared distances, summed over d features, stay finite in float64; below the
+// smallest, the float64 squared distances of the exact recheck underflow (their digits are lost).
 constexpr int kMaxExponent = 480;
+constexpr int kMinExponent = -500;
 
 Scaling scaling_for(const MatView& x, const MatView* y, const double* center, int nt) {
   double mx = 0.0;
@@ -72,6 +74,13 @@ Scaling scaling_for(const MatView& x, const MatView* y, const double* center, in
     os.precision(3);
     os << "feature values reach " << mx << " after centring: their squared distances overflow float64; divide "
        << "the features by a power of two (k-NN decisions do not change)";
+    throw std::invalid_argument(os.str());
+  }
+  if (e < kMinExponent) {
+    std::ostringstream os;
+    os.precision(3);
+    os << "feature values are at most " << mx << " after centring: their squared distances underflow float64; "
+       << "multiply the features by a power of two (k-NN decisions do not change)";
     throw std::invalid_argument(os.str());
   }
   sc.data = std::ldexp(1.0, -e);

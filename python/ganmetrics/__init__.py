@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 from ganmetrics.extraction import extract
 from ganmetrics.images import Generator
-from ganmetrics.metrics.bootstrap import Interval, bootstrap
+from ganmetrics.metrics.bootstrap import BiasWarning, Interval, bootstrap
 from ganmetrics.metrics.frechet import FIDInfinityResult, SmallSampleWarning, fid, fid_infinity, fid_many, frechet_distance
 from ganmetrics.metrics.inception import ScoreResult, inception_score
 from ganmetrics.metrics.kernel import KIDResult, cmmd, kid
@@ -38,6 +38,7 @@ __all__ = [
     "FIDInfinityResult",
     "FeatureStats",
     "Generator",
+    "BiasWarning",
     "Interval",
     "KIDResult",
     "PRDResult",

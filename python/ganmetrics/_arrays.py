@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
-from ganmetrics._io import check_npz
+from ganmetrics._io import check_npz, open_npy
 
 F16, BF16, F32, F64 = 0, 1, 2, 3
 _CODE_OF = {np.dtype(np.float16): F16, np.dtype(np.float32): F32, np.dtype(np.float64): F64}
@@ -66,6 +66,8 @@ def _torch_to_numpy(t: Any, name: str) -> tuple[np.ndarray, int]:
             f"{name} is a tensor on '{t.device}': the host engine reads host arrays; let the metric run where the "
             f"tensor lives (engine='auto' or 'torch'), or pass {name}.cpu()"
         )
+    if t.layout != torch.strided:
+        raise ValueError(f"{name} is a {t.layout} tensor; features must be a dense tensor (pass {name}.to_dense())")
     t = t.detach()
     if t.dtype == torch.bfloat16:
         return t.view(torch.int16).numpy().view(np.uint16), BF16
@@ -79,22 +81,16 @@ def _load_path(path: Any, name: str) -> np.ndarray:
     if not os.path.exists(p):
         raise FileNotFoundError(f"{name}: no such file: {p}")
     if p.endswith(".npy"):
-        try:
-            return np.load(p, mmap_mode="r", allow_pickle=False)
-        except ValueError as exc:
-            raise ValueError(f"{name}: cannot read {p} as a numeric .npy array ({exc})") from None
+        return open_npy(p, name)
     if p.endswith(".npz"):
-        check_npz(p, name)
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                keys = list(z.keys())
-                for key in ("features", "feats", "x", "arr_0"):
-                    if key in z:
-                        return z[key]
-                if len(keys) == 1:
-                    return z[keys[0]]
-        except (ValueError, zipfile.BadZipFile, OSError) as exc:
-            raise ValueError(f"{name}: cannot read {p} as an .npz file ({exc})") from None
+        keys = list(check_npz(p, name))
+        key = next((k for k in ("features", "feats", "x", "arr_0") if k in keys), keys[0] if len(keys) == 1 else None)
+        if key is not None:
+            try:
+                with np.load(p, allow_pickle=False) as z:
+                    return z[key]
+            except (ValueError, zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise ValueError(f"{name}: cannot read {p} as an .npz file ({exc})") from None
         raise ValueError(
             f"{name}: {p} holds arrays {keys}; expected one array, or one named 'features' "
             "(statistics files with 'mu' and 'sigma' are accepted where statistics are)"
@@ -150,6 +146,27 @@ def check_finite(f: Features, offset: int = 0) -> None:
         raise ValueError(f"{f.name} contains {count} NaN or Inf value(s); the first is in row {first}")
 
 
+TINY = 2.0**-500  # below it, squared differences of features lose their digits to float64 underflow
+
+
+def max_abs(f: Features) -> float:
+    """The largest |value| of a float64 feature array (0 for other dtypes, which cannot underflow float64)."""
+    if f.code != F64 or f.n == 0:
+        return 0.0
+    rows_per_chunk = max(1, _FINITE_CHUNK_BYTES // max(1, f.dim * 8))
+    return max(float(np.abs(np.asarray(f.array[a:b])).max()) for a, b in f.chunks(rows_per_chunk))
+
+
+def refuse_tiny(mx: float, name: str, what: str) -> None:
+    """One clear error when every value is below :data:`TINY` (but not all zero): ``what`` (squared deviations,
+    squared distances) would underflow float64 silently. Scaling by a power of two is exact and the metrics
+    scale with it (FID by c^2; k-NN decisions not at all)."""
+    if 0.0 < mx < TINY:
+        raise ValueError(f"{name}: every feature value is below {TINY:.3g} (the largest is {mx:.3g}): its {what} "
+                         "underflow float64; multiply the features by a power of two c = 2^k (k-NN decisions do not "
+                         "change; the Fréchet distance scales by c^2)")
+
+
 def as_features(x: Any, name: str, *, min_rows: int = 1, check: bool = True) -> Features:
     """Validate ``x`` as a (samples x features) array and return a :class:`Features` view."""
     if isinstance(x, Features):
@@ -160,6 +177,8 @@ def as_features(x: Any, name: str, *, min_rows: int = 1, check: bool = True) -> 
         return x
     if x is None:
         raise ValueError(f"{name} is None; expected an array of features")
+    if type(x).__name__ == "FeatureStats":
+        raise TypeError(f"{name} is a FeatureStats (a mean and covariance); this metric needs the features themselves")
     arr, code = to_numpy(x, name)
     if code == -1:
         if arr.dtype.kind == "c":

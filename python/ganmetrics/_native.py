@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 
 import scipy_openblas32 as _openblas
 
@@ -31,15 +32,23 @@ else:
 
 
 
+forked_child = False  # set in a process forked from one that had loaded ganmetrics
+
+
 def _single_threaded_after_fork() -> None:
     """A child forked after the parent ran an OpenMP region (multiprocessing's and DataLoader's default start
-    method on Linux) hangs in its first parallel region if it asks libgomp for the parent's thread pool, whose
-    threads do not exist in the child. The child therefore runs the kernels on one thread;
-    ganmetrics.set_num_threads(n) in the child asks for more again."""
+    method on Linux) hangs in its first parallel region if it asks libgomp for more than one thread: the
+    parent's thread pool does not exist in the child. Such a child therefore runs the kernels on one thread,
+    whatever it later asks for (see :func:`ganmetrics.set_num_threads`)."""
+    global forked_child
+    forked_child = True
     _core.set_num_threads(1)
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "set_num_threads"):  # torch's OpenMP regions (the torch engine on
+        torch.set_num_threads(1)  # the CPU) would hang alike: the child's torch runs on one thread too
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_single_threaded_after_fork)
 
-__all__ = ["_core", "_cuda", "CUDA_IMPORT_ERROR"]
+__all__ = ["_core", "_cuda", "CUDA_IMPORT_ERROR", "forked_child"]

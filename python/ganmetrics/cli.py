@@ -26,6 +26,7 @@ and holds its share only (on ``cuda:LOCAL_RANK`` with ``--device cuda``), the me
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -37,7 +38,7 @@ import torch.distributed as dist
 
 from ganmetrics import __version__, engines
 from ganmetrics._arrays import as_features
-from ganmetrics._io import atomic_write
+from ganmetrics._io import atomic_write, check_outputs
 from ganmetrics.datasets import inception_like_features
 from ganmetrics.demo import run_demo
 from ganmetrics.engines.ring import ShardError, gather, guarded
@@ -87,7 +88,7 @@ def _side(args, path: str, label: str, want: str, out: dict):
     # the extractor is built by the first image input and reused by the second
     res, ext = run_input(path, label, getattr(args, "_built_extractor", None) or args.extractor, resize=args.resize,
                          weights=args.weights, device=device, recursive=args.recursive,
-                         batch_size=args.batch_size or 64, workers=args.workers, keep_features=want == "features",
+                         batch_size=64 if args.batch_size is None else args.batch_size, workers=args.workers, keep_features=want == "features",
                          cache=not args.no_cache, cache_dir=args.cache_dir, skip_bad=args.skip_bad,
                          progress=_progress(args), shard=None if group is None else (args._rank, args._world))
     args._built_extractor = ext
@@ -158,7 +159,7 @@ def _merged_stats(x, label: str, args):
     if label in args._whole:  # every rank read the same statistics file
         return x
 
-    return stats_of(engines.select(group=group), x, label, _progress(args))  # an empty share included
+    return stats_of(engines.select(x, group=group, call={"call": f"statistics of {label}"}), x, label, _progress(args))  # an empty share included
 
 
 def _cmd_fid(args) -> dict:
@@ -180,11 +181,10 @@ def _cmd_kid(args) -> dict:
 
 
 def _cmd_stats(args) -> dict:
-    if os.path.exists(args.output) and os.path.samefile(args.output, args.features):
-        raise ValueError(f"--output {args.output} is the input file; writing there would replace the "
-                         "input with its statistics")
     if os.path.isdir(args.output):
         raise ValueError(f"--output {args.output} is a folder; give a file name such as stats.npz")
+    if not args.output.endswith(".npz"):
+        raise ValueError(f"--output {args.output}: statistics are written as an .npz file; give a name ending in .npz")
     t0 = time.perf_counter()
     group = getattr(args, "_group", None)
 
@@ -223,8 +223,16 @@ def _cmd_prdc(args) -> dict:
     return out
 
 
+def _metric_list(text: str) -> list[str]:
+    """--metrics LIST: comma-separated names; an empty list is an error, not a run that computes nothing."""
+    metrics = [m.strip() for m in text.split(",") if m.strip()]
+    if not metrics:
+        raise ValueError(f"--metrics {text!r} names no metric")
+    return metrics
+
+
 def _cmd_compare(args) -> dict:
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    metrics = _metric_list(args.metrics)
     real, fake, info = _sides(args, "features")
     report = evaluate(real, fake, metrics=metrics, k=args.k, seed=args.seed, progress=_progress(args))
     out = dict(report)
@@ -237,7 +245,7 @@ def _cmd_compare(args) -> dict:
 
 def _image_kw(args) -> dict:
     return {"extractor": args.extractor, "resize": args.resize, "weights": args.weights, "device": args.device,
-            "batch_size": args.batch_size or 64, "workers": args.workers, "cache": not args.no_cache,
+            "batch_size": 64 if args.batch_size is None else args.batch_size, "workers": args.workers, "cache": not args.no_cache,
             "cache_dir": args.cache_dir, "skip_bad": args.skip_bad, "recursive": args.recursive}
 
 
@@ -245,7 +253,7 @@ def _cmd_reference(args) -> dict:
     if os.path.isdir(args.output):
         raise ValueError(f"--output {args.output} is a folder; give a file name such as ref.gmref")
     t0 = time.perf_counter()
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    metrics = _metric_list(args.metrics)
     kw = _image_kw(args) if is_image_input(args.real) else {}
     _check_image_options(args, bool(kw))
     ref = Reference.build(args.real, metrics=metrics, k=args.k, progress=_progress(args), **kw)
@@ -273,7 +281,7 @@ def _cmd_leaderboard(args) -> dict:
         first = next(path for path, yes in is_images.items() if not yes)
         raise ValueError(f"either every FAKE is images or none is; {first} is features")
     kw = _image_kw(args) if images else {}
-    metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
+    metrics = _metric_list(args.metrics) if args.metrics is not None else None
     board = evaluate_many(ref, names, metrics, sort=args.sort, n_boot=args.n_boot, seed=args.seed,
                           progress=_progress(args), **kw)
     if args.html:
@@ -380,8 +388,32 @@ FEATURES_HELP = ("a feature file: .npy (n x d, memory-mapped) or .npz (its array
 STATS_HELP = FEATURES_HELP + ", or a statistics .npz with mu and sigma (ganmetrics stats, pytorch-fid, clean-fid)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one line for bad arguments (``ganmetrics: error: ...``, status 2), not a usage block."""
+
+    def error(self, message: str):  # argparse's hook
+        command = self.prog.split()[1:]  # "ganmetrics fid": the subcommand, if any
+        where = f"{command[0]}: " if command else ""
+        self.exit(2, f"ganmetrics: error: {where}{message} (see ganmetrics {' '.join(command + ['--help'])})\n")
+
+
+def _count(low: int):
+    """An argparse type: an integer of at least ``low`` (0 for counts that may be none, 1 for sizes)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="ganmetrics",
         description="Fast, exact metrics for generative models, from feature files (README: 'Use').",
         epilog="Bad input prints one line 'ganmetrics: error: ...' and exits with status 2.",
@@ -405,8 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Inception weights file (default: looked up in $GANMETRICS_WEIGHTS_DIR, then torch hub's "
                             "checkpoints folder, then downloaded)")
         g.add_argument("--device", default=None, metavar="DEVICE", help="where the network runs: cpu (default), cuda")
-        g.add_argument("--batch-size", type=int, default=None, metavar="N", help="images per forward pass (default 64)")
-        g.add_argument("--workers", type=int, default=None, metavar="N",
+        g.add_argument("--batch-size", type=_count(1), default=None, metavar="N", help="images per forward pass (default 64)")
+        g.add_argument("--workers", type=_count(0), default=None, metavar="N",
                        help="image decoding processes (default: cores - 1, at most 8)")
         g.add_argument("--recursive", action="store_true", help="also read images in subfolders")
         g.add_argument("--skip-bad", action="store_true", help="skip (and count) unreadable image files")
@@ -419,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("fake", metavar="FAKE", help="the generated set: " + what)
 
     def k_option(sp, default):
-        sp.add_argument("--k", type=int, default=default, metavar="K",
+        sp.add_argument("--k", type=_count(1), default=default, metavar="K",
                         help=f"neighbours for the k-NN radii (default {default}, as in the papers)")
 
     sp = sub.add_parser("fid", help="Fréchet distance between two feature or statistics files",
@@ -436,8 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="KID (Binkowski et al. 2018): mean and std over subsets of the unbiased MMD^2 with "
                                     "the kernel (x.y/d + 1)^3; lower is better, 0 for the same distribution.")
     sets(sp, FEATURES_HELP)
-    sp.add_argument("--subsets", type=int, default=100, metavar="N", help="number of subsets (default 100)")
-    sp.add_argument("--subset-size", type=int, default=None, metavar="M",
+    sp.add_argument("--subsets", type=_count(1), default=100, metavar="N", help="number of subsets (default 100)")
+    sp.add_argument("--subset-size", type=_count(1), default=None, metavar="M",
                     help="samples per subset (default min(1000, smaller set))")
     images(sp)
     common(sp)
@@ -470,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"comma-separated, from fid,kid,precision,recall,density,coverage,nn1_accuracy,vendi,prd "
                          f"(default: {DEFAULT_METRICS})")
     k_option(sp, 5)
-    sp.add_argument("--seed", type=int, default=0, metavar="SEED",
+    sp.add_argument("--seed", type=_count(0), default=0, metavar="SEED",
                     help="seed for PRD's k-means (KID uses torch-fidelity's subsets, seed 2020)")
     images(sp)
     common(sp)
@@ -497,9 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("fakes", metavar="FAKE", nargs="+", help="generated sets: " + FEATURES_HELP)
     sp.add_argument("--metrics", default=None, metavar="LIST", help="default: the reference's metrics")
     sp.add_argument("--sort", default=None, metavar="METRIC", help="ranking metric (default: the first metric)")
-    sp.add_argument("--n-boot", type=int, default=50, metavar="N",
+    sp.add_argument("--n-boot", type=_count(0), default=50, metavar="N",
                     help="bootstrap rounds for the intervals and comparisons (default 50; 0: none)")
-    sp.add_argument("--seed", type=int, default=0, metavar="SEED", help="bootstrap seed")
+    sp.add_argument("--seed", type=_count(0), default=0, metavar="SEED", help="bootstrap seed")
     sp.add_argument("--html", default=None, metavar="DIR", help="also write DIR/index.html with a plot")
     sp.add_argument("--csv", default=None, metavar="FILE", help="also write the table as CSV")
     images(sp)
@@ -509,8 +541,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("example", help="FID and PRDC on built-in synthetic sets that fail in known ways",
                         description="One built-in real set against three built-in fake sets (the same distribution, "
                                     "30%% of modes dropped, shifted off the data), with what each number shows.")
-    sp.add_argument("--n", type=int, default=10000, metavar="N", help="samples per set (default 10000)")
-    sp.add_argument("--dim", type=int, default=2048, metavar="D", help="feature dimension (default 2048, Inception's)")
+    sp.add_argument("--n", type=_count(1), default=10000, metavar="N", help="samples per set (default 10000)")
+    sp.add_argument("--dim", type=_count(1), default=2048, metavar="D", help="feature dimension (default 2048, Inception's)")
     common(sp)
     sp.set_defaults(func=_cmd_example)
 
@@ -519,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "metric suite; a comparison table and an HTML report.")
     sp.add_argument("--out", default="ganmetrics-demo", metavar="DIR", help="folder for the report (index.html, PNGs)")
     sp.add_argument("--train", action="store_true", help="train the reference GANs instead of loading the shipped ones")
-    sp.add_argument("--n", type=int, default=2000, metavar="N", help="samples per toy-mixture evaluation (default 2000)")
+    sp.add_argument("--n", type=_count(1), default=2000, metavar="N", help="samples per toy-mixture evaluation (default 2000)")
     common(sp)
     sp.set_defaults(func=_cmd_demo)
 
@@ -538,6 +570,24 @@ def _check_files(args) -> None:
         label = {"features": "INPUT", "reference": "REFERENCE"}.get(attr, attr.upper())
         if not os.path.exists(path):
             raise FileNotFoundError(f"{label}: no such file or folder: {path}")
+
+
+def _check_outputs(args) -> None:
+    """No output may be an input (the same file through any path or link), checked before any work: ``-o``,
+    ``--csv`` and the files ``--html DIR`` writes; an input folder is never an ``--html`` folder."""
+    inputs = {label: getattr(args, attr, None) for attr, label in
+              (("real", "REAL"), ("fake", "FAKE"), ("features", "INPUT"), ("reference", "REFERENCE"))}
+    inputs.update({f"FAKE {path}": path for path in getattr(args, "fakes", None) or []})
+    outputs = {"--output": getattr(args, "output", None), "--csv": getattr(args, "csv", None)}
+    html = getattr(args, "html", None)
+    if html is not None:
+        outputs.update({"--html (index.html)": os.path.join(html, "index.html"),
+                        "--html (metrics.png)": os.path.join(html, "metrics.png")})
+        for label, path in inputs.items():
+            if path is not None and os.path.isdir(path) and os.path.isdir(html) and os.path.samefile(path, html):
+                raise ValueError(f"--html {html} is the input folder {label}; the page and its plot would be "
+                                 "written among the images")
+    check_outputs(inputs, outputs)
 
 
 # Python keywords named in library errors, and the flags that set them on the command line
@@ -580,10 +630,16 @@ def _join_group(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # bad arguments: one line already printed (--help and --version exit as usual)
+        if exc.code in (0, None):
+            raise
+        return 2
     args._rank = 0
     try:
         _check_files(args)
+        _check_outputs(args)
         _join_group(args)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -605,7 +661,18 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "_group", None) is not None:
             dist.destroy_process_group()
     if args._rank == 0:
-        _print(result, args.json, args.command)
+        try:
+            _print(result, args.json, args.command)
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader went away (| head): nothing more to say
+            with contextlib.suppress(OSError):
+                sys.stdout = open(os.devnull, "w")
+            return 1
+        except OSError as exc:  # a full disk or a closed stdout: one line, not a traceback
+            with contextlib.suppress(OSError):
+                sys.stdout = open(os.devnull, "w")
+            _error(args, f"cannot write the result to standard output: {exc.strerror or exc}")
+            return 2
     return 0
 
 

@@ -11,7 +11,10 @@ SHA-256), the extractor's identity (name, weights' SHA-256, preprocessing) and t
 holds the features, the Inception logits where there are any, and the float64 statistics streamed when it was
 made (a hit recomputes nothing). Entries
 are written under temporary names and renamed into place, the JSON header last, so a concurrent run never
-reads a partial entry and an interrupted one leaves only temporary files, removed by the next write.
+reads a partial entry and an interrupted one leaves only temporary files, removed by the next write. The
+header records each file's SHA-256, verified on every read: a damaged or implausible entry is a miss with a
+warning naming it. The cache is used only in a folder of the user's own that others cannot write in
+(:func:`cache_folder`): cache keys are computable, so an entry in such a folder could have been planted.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +34,7 @@ import numpy as np
 import torch
 
 from ganmetrics import images as _img
-from ganmetrics._io import _sweep_stale_temps, atomic_write, npy_header
+from ganmetrics._io import _sweep_stale_temps, atomic_write, load_npz, npy_header, open_npy, sha256_file, temp_prefix
 from ganmetrics._progress import progress_bar
 from ganmetrics.stats import FeatureStats
 
@@ -107,7 +111,7 @@ class _Writer:
                 self.array = np.empty(shape, dtype=np.float32)
             else:
                 directory, base = os.path.split(self.target)
-                fd, self.tmp = tempfile.mkstemp(dir=directory, prefix=f".{base}.{os.getpid()}.", suffix=".tmp")
+                fd, self.tmp = tempfile.mkstemp(dir=directory, prefix=temp_prefix(base), suffix=".tmp")
                 os.close(fd)
                 self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float32, shape=shape)
         self.array[self.n:self.n + len(rows)] = rows
@@ -154,28 +158,77 @@ def _cache_key(fingerprint: str, identity: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _load_cached(base: str, identity: str, want_logits: bool) -> Extracted | None:
+def cache_folder(cache_dir: str | os.PathLike | None) -> str | None:
+    """The feature cache folder to use, or None (no cache, with a warning saying why): one that cannot be
+    created or written, or one that is not this user's own (another user owns it, or others may write in it:
+    cache keys are computable, so such a folder's entries could be planted). The default folder is created
+    readable and writable by its owner only. A ``cache_dir`` that is a file is an error."""
+    folder = os.fspath(cache_dir) if cache_dir is not None else default_cache_dir()
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ValueError(f"cache_dir {folder} is a file, not a folder")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        st = os.stat(folder)
+    except OSError as exc:
+        warnings.warn(f"the feature cache folder {folder} cannot be created ({exc.strerror or exc}); "
+                      "continuing without the cache", RuntimeWarning, stacklevel=3)
+        return None
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+        whose = "belongs to another user" if st.st_uid != os.getuid() else "is writable by other users"
+        warnings.warn(f"the feature cache folder {folder} {whose}: entries there could be planted by others, so it "
+                      "is not used; give a cache folder of your own (cache_dir= / --cache-dir)",
+                      RuntimeWarning, stacklevel=3)
+        return None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        warnings.warn(f"the feature cache folder {folder} is not writable; continuing without the cache",
+                      RuntimeWarning, stacklevel=3)
+        return None
+    return folder
+
+
+_ENTRY_FILES = {"features": ".npy", "logits": ".logits.npy", "stats": ".stats.npz"}
+
+
+def _load_cached(base: str, identity: str, want_logits: bool) -> tuple[Extracted | None, str | None]:
+    """(the entry, None) on a hit; (None, None) when there is no entry; (None, why) when an entry is there but
+    damaged or implausible: every file's SHA-256 must match the one recorded in its header when it was
+    written, and the arrays must agree with the header and each other."""
+    if not os.path.exists(base + ".json"):
+        return None, None
     try:
         with open(base + ".json") as fh:
             meta = json.load(fh)
-        if meta.get("format") != CACHE_FORMAT or meta.get("extractor") != identity:
-            return None
-        feats = np.load(base + ".npy", mmap_mode="r")
-        logits = np.load(base + ".logits.npy", mmap_mode="r") if meta.get("logits") else None
-    except (OSError, ValueError, json.JSONDecodeError):
-        return None
-    if feats.ndim != 2 or feats.shape[0] != meta.get("n") or (want_logits and logits is None):
-        return None
-    try:  # the statistics streamed when the entry was made: a hit gives the same numbers as the first run
-        with np.load(base + ".stats.npz") as z:
-            stats = FeatureStats(feats.shape[1], meta["name"])
-            stats._n, stats._mean, stats._m2 = int(z["n"]), z["mean"], z["m2"]
-            stats._unit_roundoff = float(z["unit_roundoff"])
-    except (OSError, ValueError, KeyError):
-        return None
-    if stats._mean.shape != (feats.shape[1],) or stats.n != feats.shape[0]:
-        return None
-    return Extracted(stats, feats, logits, int(meta["n"]), list(meta.get("skipped", [])), True, base + ".npy")
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return None, f"its header cannot be read ({exc})"
+    if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT:
+        return None, "its header is of another cache format"
+    if meta.get("extractor") != identity:
+        return None, "its header names another extractor"
+    digests = meta.get("sha256")
+    wanted = ["features", "stats"] + (["logits"] if meta.get("logits") else [])
+    if not isinstance(digests, dict) or any(not isinstance(digests.get(key), str) for key in wanted):
+        return None, "its header records no checksums"
+    n, dim = meta.get("n"), meta.get("dim")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (n, dim)):
+        return None, f"its header's n/dim ({n!r}, {dim!r}) are not positive integers"
+    if want_logits and not meta.get("logits"):
+        return None, None  # a valid entry without logits: made for another use, recomputed with them
+    try:
+        for key in wanted:
+            if sha256_file(base + _ENTRY_FILES[key]) != digests[key]:
+                return None, f"{os.path.basename(base + _ENTRY_FILES[key])} does not match its checksum"
+        feats = open_npy(base + ".npy")
+        logits = open_npy(base + ".logits.npy") if meta.get("logits") else None
+        z = load_npz(base + ".stats.npz", base + ".stats.npz")
+        stats = FeatureStats(dim, meta.get("name"))
+        stats._n, stats._mean, stats._m2 = int(z["n"]), z["mean"], z["m2"]
+        stats._unit_roundoff = float(z["unit_roundoff"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"it cannot be read ({exc})"
+    if feats.shape != (n, dim) or feats.dtype != np.float32 or (logits is not None and logits.shape[0] != n) \
+            or stats._mean.shape != (dim,) or stats._m2.shape != (dim, dim) or stats.n != n:
+        return None, "its arrays do not agree with its header"
+    return Extracted(stats, feats, logits, n, list(meta.get("skipped", [])), True, base + ".npy"), None
 
 
 def run(source: Any, extractor, *, batch_size: int = 64, workers: int | None = None, keep_features: bool = True,
@@ -193,14 +246,16 @@ def run(source: Any, extractor, *, batch_size: int = 64, workers: int | None = N
                          "final layer: load weights that include fc)")
     fingerprint = source.fingerprint() if cache and isinstance(source, _img.ImageSource) else None
     base = None
-    if fingerprint is not None:
-        folder = cache_dir or default_cache_dir()
-        os.makedirs(folder, exist_ok=True)
+    folder = cache_folder(cache_dir) if fingerprint is not None else None
+    if folder is not None:
         base = os.path.join(folder, _cache_key(fingerprint + f"\0channels={source.channels}", extractor.identity))
-        hit = _load_cached(base, extractor.identity, want_logits)
+        hit, problem = _load_cached(base, extractor.identity, want_logits)
         if hit is not None:
             hit.seconds = time.perf_counter() - t0
             return hit
+        if problem is not None:
+            warnings.warn(f"feature cache entry {base}.* is damaged or implausible ({problem}); recomputing it",
+                          RuntimeWarning, stacklevel=2)
         for suffix in (".npy", ".logits.npy"):
             _sweep_stale_temps(folder, os.path.basename(base + suffix))
     keep = keep_features or base is not None
@@ -223,7 +278,11 @@ def run(source: Any, extractor, *, batch_size: int = 64, workers: int | None = N
                 if batch is None:
                     bar.update(len(problems))
                     continue
-                out, logits = extractor(batch)
+                try:
+                    out, logits = extractor(batch)
+                except Exception as exc:  # the network (possibly the user's own module) failed on this batch
+                    raise ValueError(f"{name}: the extractor {getattr(extractor, 'name', '')!r} failed "
+                                     f"({type(exc).__name__}: {exc})") from None
                 rows = out.detach().to("cpu", torch.float32).numpy()
                 if not np.isfinite(rows).all():
                     raise ValueError(f"{name}: the extractor produced NaN or Inf features")
@@ -247,11 +306,13 @@ def run(source: Any, extractor, *, batch_size: int = 64, workers: int | None = N
                 np.savez(fh, n=stats.n, mean=stats._mean, m2=stats._m2, unit_roundoff=stats.cov_unit_roundoff)
             meta = {"format": CACHE_FORMAT, "extractor": extractor.identity, "name": extractor.name, "n": stats.n,
                     "dim": stats.dim, "logits": logit_rows is not None, "skipped": skipped,
+                    "sha256": {key: sha256_file(base + suffix) for key, suffix in _ENTRY_FILES.items()
+                               if key != "logits" or logit_rows is not None},
                     "input": source.describe(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
             with atomic_write(base + ".json", "w") as fh:
                 json.dump(meta, fh, indent=1)
-            features = np.load(base + ".npy", mmap_mode="r") if keep_features else None
-            logit_arr = np.load(base + ".logits.npy", mmap_mode="r") if logit_rows is not None else None
+            features = open_npy(base + ".npy") if keep_features else None
+            logit_arr = open_npy(base + ".logits.npy") if logit_rows is not None else None
     finally:
         for w in (feats, logit_rows):
             if w is not None:

@@ -17,7 +17,11 @@ Every source yields RGB uint8 images (H, W, 3), one at a time, so that decoding 
 Files are converted with PIL's ``convert("RGB")``, as pytorch-fid, clean-fid and torch-fidelity do:
 grayscale is repeated over the channels, alpha is dropped, palettes are expanded, and 16-bit grayscale is
 clipped to 0-255 by PIL (the peers' behaviour; convert such files yourself if that is not what you want).
-A file that cannot be decoded is an error naming it, or is skipped and counted with ``skip_bad=True``.
+A file that cannot be decoded is an error naming it, or is skipped and counted with ``skip_bad=True``; so is
+an image over the pixel limit (:func:`max_pixels`, checked from its header before decoding), a file or
+archive member over :func:`image_max_bytes` (checked from its declared size before reading), and a folder
+entry that is not a regular file (a dangling link or a FIFO is never opened). A compressed image ``.npz`` is
+decompressed image by image (:class:`ganmetrics._io.ZipRows`), never whole.
 """
 
 from __future__ import annotations
@@ -26,13 +30,16 @@ import abc
 import hashlib
 import io
 import os
+import stat
+import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from ganmetrics._io import check_npz, map_zip_member, npy_header, sha256_file
+from ganmetrics._io import ZipRows, check_npz, map_zip_member, npy_header, open_npy, sha256_file
 
 IMAGE_EXTENSIONS = ("bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp")
 
@@ -45,15 +52,61 @@ def _has_image_ext(name: str) -> bool:
     return os.path.splitext(name)[1].lower().lstrip(".") in IMAGE_EXTENSIONS
 
 
+IMAGE_MAX_BYTES_DEFAULT = 256 << 20  # one image file (or archive member): a larger one is refused unread
+
+
+def image_max_bytes() -> int:
+    """The largest image file or archive member read (GANMETRICS_IMAGE_MAX_BYTES, default 256 MiB)."""
+    return int(os.environ.get("GANMETRICS_IMAGE_MAX_BYTES", IMAGE_MAX_BYTES_DEFAULT))
+
+
+def max_pixels() -> int | None:
+    """The pixel limit of one image: PIL's ``Image.MAX_IMAGE_PIXELS`` (about 89 million; None: none), or
+    GANMETRICS_MAX_IMAGE_PIXELS when set."""
+    from PIL import Image
+
+    env = os.environ.get("GANMETRICS_MAX_IMAGE_PIXELS")
+    return int(env) if env else Image.MAX_IMAGE_PIXELS
+
+
 def decode(data: Any, where: str, channels: int = 3) -> np.ndarray:
-    """An image file (path or file object) -> uint8 (H, W, 3) RGB, or (H, W, 1) luminance when channels == 1."""
+    """An image file (path or file object) -> uint8 (H, W, 3) RGB, or (H, W, 1) luminance when channels == 1.
+
+    A path that is not a regular file (a dangling link, a FIFO, a device) is never opened; an image whose
+    header declares more pixels than :func:`max_pixels` is refused before it is decoded. Both, and any file
+    PIL cannot decode, are a :class:`BadImageError` naming the file (``skip_bad`` skips it)."""
     from PIL import Image, UnidentifiedImageError
 
+    if isinstance(data, (str, os.PathLike)):
+        try:
+            st = os.stat(data)
+        except FileNotFoundError:
+            raise BadImageError(f"{where}: cannot be read as an image (a dangling link or a vanished file)") from None
+        except OSError as exc:
+            raise BadImageError(f"{where}: cannot be read as an image ({exc.strerror or exc})") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise BadImageError(f"{where}: is not a regular file (a FIFO, socket or device); it is not read")
+        if st.st_size > image_max_bytes():
+            raise BadImageError(f"{where}: {st.st_size / 2**20:.0f} MiB is more than the {image_max_bytes() / 2**20:.0f} "
+                                "MiB an image file may hold (GANMETRICS_IMAGE_MAX_BYTES)")
+    limit = max_pixels()
     try:
-        with Image.open(data) as img:
-            img.load()
-            img = img.convert("RGB" if channels == 3 else "L")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(data) as img:
+                w, h = img.size
+                if limit is not None and w * h > limit:
+                    raise BadImageError(f"{where}: {w} x {h} = {w * h} pixels is over the limit of {limit} "
+                                        "(PIL's Image.MAX_IMAGE_PIXELS, or GANMETRICS_MAX_IMAGE_PIXELS): refused "
+                                        "as a decompression bomb")
+                img.load()
+                img = img.convert("RGB" if channels == 3 else "L")
+    except BadImageError:
+        raise
+    except Image.DecompressionBombError as exc:  # PIL's own check, at twice its limit, in Image.open
+        raise BadImageError(f"{where}: over the limit of {limit} pixels (PIL's Image.MAX_IMAGE_PIXELS, or "
+                            f"GANMETRICS_MAX_IMAGE_PIXELS): refused as a decompression bomb ({exc})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         raise BadImageError(f"{where}: cannot be read as an image ({type(exc).__name__}: {exc})") from None
     arr = np.array(img, dtype=np.uint8)
     return arr if arr.ndim == 3 else arr[:, :, None]
@@ -75,13 +128,15 @@ def to_uint8_image(x: Any, where: str, channels: int = 3) -> np.ndarray:
         arr = arr[:, :, None]
     if arr.ndim != 3:
         raise ValueError(f"{where}: an image must have 2 or 3 dimensions, got shape {arr.shape}")
-    if arr.shape[0] in (1, 3) and arr.shape[2] not in (1, 3):
+    if arr.shape[0] in (1, 3):  # the documented rule: CHW when the first dimension is 1 or 3, else HWC
         arr = arr.transpose(1, 2, 0)
     return _channels(_quantize(arr, where), channels, where)
 
 
 def _numpy(x: Any) -> np.ndarray:
     if hasattr(x, "detach") and hasattr(x, "cpu"):
+        if str(getattr(x, "layout", "torch.strided")) != "torch.strided":
+            raise ValueError(f"a {x.layout} tensor is not an image batch; pass a dense one (.to_dense())")
         x = x.detach().cpu()
         if str(x.dtype) == "torch.bfloat16":
             x = x.float()
@@ -110,7 +165,8 @@ def _channels(arr: np.ndarray, channels: int, where: str) -> np.ndarray:
     if c == 1 and channels == 3:
         return np.repeat(arr, 3, axis=2)
     if c == 3 and channels == 1:  # PIL's "L": ITU-R 601-2 luma, rounded
-        luma = (arr[:, :, 0] * 299 + arr[:, :, 1] * 587 + arr[:, :, 2] * 114 + 500) // 1000
+        wide = arr.astype(np.uint32)  # 255 * 1000 does not fit uint8
+        luma = (wide[:, :, 0] * 299 + wide[:, :, 1] * 587 + wide[:, :, 2] * 114 + 500) // 1000
         return luma.astype(np.uint8)[:, :, None]
     raise ValueError(f"{where}: images must have 1 or 3 channels, got {c}")
 
@@ -151,8 +207,8 @@ class FolderSource(ImageSource):
                 dirnames.sort()
                 files += [os.path.relpath(os.path.join(dirpath, f), self.root) for f in filenames if _has_image_ext(f)]
         else:
-            files = [f for f in os.listdir(self.root)
-                     if _has_image_ext(f) and os.path.isfile(os.path.join(self.root, f))]
+            files = [f for f in os.listdir(self.root)  # not only regular files: a dangling link or FIFO is
+                     if _has_image_ext(f) and not os.path.isdir(os.path.join(self.root, f))]  # a bad image
         self.files = sorted(files)
         if not self.files:
             raise ValueError(f"{name}: the folder {self.root} holds no images ({', '.join(IMAGE_EXTENSIONS)})"
@@ -167,8 +223,11 @@ class FolderSource(ImageSource):
     def fingerprint(self) -> str:
         h = hashlib.sha256(f"folder\0{self.recursive}\0".encode())
         for f in self.files:
-            st = os.stat(os.path.join(self.root, f))
-            h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            try:
+                st = os.stat(os.path.join(self.root, f))
+                h.update(f"{f}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            except OSError:
+                h.update(f"{f}\0unreadable\n".encode())
         return h.hexdigest()
 
     def describe(self) -> str:
@@ -200,8 +259,16 @@ class ZipSource(ImageSource):
             self._zf, self._pid = zipfile.ZipFile(self.path), os.getpid()
         where = f"{self.path}:{self.members[i]}"
         try:
-            data = self._zf.read(self.members[i])
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            info = self._zf.getinfo(self.members[i])
+            if info.file_size > image_max_bytes():
+                raise BadImageError(f"{where}: declares {info.file_size / 2**20:.0f} MiB uncompressed, more than the "
+                                    f"{image_max_bytes() / 2**20:.0f} MiB an image may hold (GANMETRICS_IMAGE_MAX_BYTES); "
+                                    "not decompressed")
+            with self._zf.open(info) as fh:  # zipfile stops at the declared size and checks the CRC
+                data = fh.read(info.file_size + 1)
+            if len(data) > info.file_size:
+                raise BadImageError(f"{where}: holds more bytes than it declares")
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
             raise BadImageError(f"{where}: cannot be read from the archive ({exc})") from None
         return decode(io.BytesIO(data), where, self.channels)
 
@@ -217,15 +284,13 @@ class ArraySource(ImageSource):
 
     def __init__(self, array: Any, name: str, file_fingerprint: str | None = None):
         self.name = name
-        arr = array if isinstance(array, np.ndarray) else _numpy(array)
+        arr = array if isinstance(array, (np.ndarray, ZipRows)) else _numpy(array)
         if arr.ndim != 4:
-            raise ValueError(f"{name}: image arrays must be 4-D (NCHW or NHWC), got shape {arr.shape}")
-        if arr.shape[1] in (1, 3) and arr.shape[3] not in (1, 3):
+            raise ValueError(f"{name}: image arrays must be 4-D (NCHW or NHWC), got shape {tuple(arr.shape)}")
+        if arr.shape[1] in (1, 3):  # the documented rule: NCHW when dimension 1 has 1 or 3 channels
             self.layout = "NCHW"
         elif arr.shape[3] in (1, 3):
             self.layout = "NHWC"
-        elif arr.shape[1] in (1, 3):
-            self.layout = "NCHW"
         else:
             raise ValueError(f"{name}: images must have 1 or 3 channels in dimension 1 (NCHW) or 3 (NHWC), "
                              f"got shape {arr.shape}")
@@ -439,12 +504,13 @@ def as_source(x: Any, name: str, *, recursive: bool = False, channels: int = 3) 
         elif path.lower().endswith(".zip"):
             src = ZipSource(path, name)
         elif path.endswith(".npy"):
-            src = ArraySource(np.load(path, mmap_mode="r"), f"{name} ({path})", "npy\0" + sha256_file(path))
+            src = ArraySource(open_npy(path, name), f"{name} ({path})", "npy\0" + sha256_file(path))
         elif path.endswith(".npz"):
             key = _npz_image_key(path)
             if key is None:
                 raise ValueError(f"{name}: {path} holds no 4-D image array")
-            src = ArraySource(map_zip_member(path, key + ".npy"), f"{name} ({path}:{key})", "npz\0" + sha256_file(path))
+            src = ArraySource(map_zip_member(path, key + ".npy", f"{name}: {path}:{key}"), f"{name} ({path}:{key})",
+                              "npz\0" + sha256_file(path))
         else:
             raise ValueError(f"{name}: {path} is not an image folder, .zip, image .npz or 4-D .npy")
     else:

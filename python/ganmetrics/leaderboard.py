@@ -131,8 +131,11 @@ class Leaderboard:
         axes[-1, 0].set_xticks(x)
         axes[-1, 0].set_xticklabels(names, rotation=30, ha="right")
         fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        try:
+            with atomic_write(path) as fh:
+                fig.savefig(fh, format=os.fspath(path).rsplit(".", 1)[-1].lower() or "png", dpi=110)
+        finally:
+            plt.close(fig)
         return path
 
     def to_html(self, folder: str) -> str:

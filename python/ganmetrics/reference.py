@@ -27,9 +27,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ganmetrics import __version__
-from ganmetrics._arrays import Features, as_features, is_path
+from ganmetrics._arrays import Features, as_features, check_finite, is_path
 from ganmetrics._image_inputs import IMAGE_KEYWORDS
-from ganmetrics._io import atomic_write, map_zip_member
+from ganmetrics._io import atomic_write, declared_bytes, map_zip_member, npz_max_bytes, read_npy_header
 from ganmetrics.engines import check_k
 from ganmetrics.images import is_image_input
 from ganmetrics.metrics.bootstrap import KNN_METRICS
@@ -37,7 +37,7 @@ from ganmetrics.metrics.frechet import _Reference, _Side, warn_small
 from ganmetrics.metrics.knn import exact_radii2
 from ganmetrics.paired import compare
 from ganmetrics.report import DEFAULT_METRICS, Report, _evaluate, check_metrics
-from ganmetrics.stats import FeatureStats, looks_like_statistics
+from ganmetrics.stats import MAX_SAMPLES, FeatureStats, looks_like_statistics
 
 FORMAT = "ganmetrics-reference"
 FORMAT_VERSION = 1
@@ -226,7 +226,13 @@ class Reference:
     @classmethod
     def load(cls, path: str | os.PathLike, *, feature_extractor: str | None = None, mmap: bool = True) -> "Reference":
         """A saved reference; the real features are memory-mapped (``mmap=False`` reads them into memory).
-        ``feature_extractor``: refuse a reference made with another extractor or resize convention."""
+        ``feature_extractor``: refuse a reference made with another extractor or resize convention.
+
+        Nothing in the file is trusted: every member's CRC, every header field's type and range against the
+        members (n = rows of the features = length of each radius array, dim, dtype, k list, the roundoff at
+        most what the statistics can carry), every member's shape, dtype, byte extent and finiteness (radii
+        non-negative), and the features against the stored mean, are checked before anything is used. Errors
+        name the file and the field."""
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"reference: no such file: {path}")
@@ -235,32 +241,47 @@ class Reference:
                 names = set(zf.namelist())
                 if "header.json" not in names:
                     raise ValueError(f"{path} is not a ganmetrics reference (no header.json)")
-                header = json.loads(zf.read("header.json"))
+                info = zf.getinfo("header.json")
+                if info.file_size > 1 << 20:
+                    raise ValueError(f"{path}: header.json declares {info.file_size} bytes; a header is a few KB")
+                try:
+                    header = json.loads(zf.read("header.json"))
+                except (ValueError, UnicodeDecodeError) as exc:
+                    raise ValueError(f"{path}: header.json is not valid JSON ({exc})") from None
                 _check_header(header, path)
+                for member in zf.infolist():  # declared sizes first: the CRC pass below reads every byte
+                    if member.file_size > npz_max_bytes():
+                        raise ValueError(f"{path}: member {member.filename} declares {member.file_size} bytes, more "
+                                         f"than the {npz_max_bytes()} allowed (GANMETRICS_NPZ_MAX_BYTES)")
                 bad = zf.testzip()
                 if bad is not None:
                     raise ValueError(f"{path} is damaged: member {bad} fails its CRC check")
-                missing = [f"{key}.npy" for key in header["arrays"] if f"{key}.npy" not in names]
+                wanted = {f"{key}.npy" for key in header["arrays"]}
+                missing = sorted(wanted - names)
                 if missing:
                     raise ValueError(f"{path} is damaged: {', '.join(missing)} missing")
-                small = {key: _read_member(zf, f"{key}.npy") for key in header["arrays"] if key != "features"}
+                extra = sorted(names - wanted - {"header.json"})
+                if extra:
+                    raise ValueError(f"{path}: members {extra} are not named in its header")
+                small = {key: _read_member(zf, key, path) for key in header["arrays"] if key != "features"}
         except zipfile.BadZipFile as exc:
             raise ValueError(f"{path} is not a readable reference file ({exc})") from None
         if feature_extractor is not None and header["feature_extractor"] != feature_extractor:
             raise ValueError(f"{path} was made with feature extractor {header['feature_extractor']!r}, not "
                              f"{feature_extractor!r}; statistics of different extractors or resize conventions are "
                              "not comparable")
-        for key, meta in header["arrays"].items():
-            if key in small and list(small[key].shape) != meta["shape"]:
-                raise ValueError(f"{path} is damaged: {key} has shape {small[key].shape}, the header says {meta['shape']}")
-        stats = FeatureStats(header["dim"], header["feature_extractor"])
-        stats._n, stats._mean, stats._m2 = int(header["n"]), small["mean"], small["m2"]
+        _check_members(header, small, path)
+        n, dim = header["n"], header["dim"]
+        stats = FeatureStats(dim, header["feature_extractor"])
+        stats._n, stats._mean, stats._m2 = n, small["mean"], small["m2"]
         stats._unit_roundoff = float(header["cov_unit_roundoff"])
         feats = None
         if "features" in header["arrays"]:
-            arr = map_zip_member(path, "features.npy") if mmap else _read_whole(path, "features.npy")
-            code = {"float16": 0, "bfloat16": 1, "float32": 2, "float64": 3}[header["features_dtype"]]
-            feats = Features(arr, code, "real")
+            where = f"{path}: member features"
+            arr = map_zip_member(path, "features.npy", where) if mmap else None
+            if not isinstance(arr, np.ndarray):  # read into memory (asked, or a compressed member)
+                arr = _read_whole(path, "features.npy", where)
+            feats = _check_features(arr, header, stats, path)
         radii = {int(x): small[f"radii2_k{x}"] for x in header["ks"]}
         return cls(stats, feats, radii, header["metrics"], header["k"], header["feature_extractor"], path)
 
@@ -270,24 +291,134 @@ class Reference:
         return compare(self, fake_a, fake_b, metric, **kw)
 
 
-def _check_header(header: dict, path: str) -> None:
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+_DTYPE_CODES = {"float16": 0, "bfloat16": 1, "float32": 2, "float64": 3}
+_STORED_DTYPES = {"float16": "float16", "bfloat16": "uint16", "float32": "float32", "float64": "float64"}
+_ROUNDOFF = {"float16": 2.0**-11, "bfloat16": 2.0**-8, "float32": 2.0**-24, "float64": 2.0**-53}
+
+
+def _check_header(header: Any, path: str) -> None:
+    """Every header field's presence, type and range (the members are checked against it afterwards)."""
     if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a ganmetrics reference (format {header.get('format')!r})")
+        raise ValueError(f"{path} is not a ganmetrics reference (format "
+                         f"{header.get('format') if isinstance(header, dict) else None!r})")
     version = header.get("format_version")
-    if not isinstance(version, int) or version < 1:
+    if not _is_int(version) or version < 1:
         raise ValueError(f"{path}: format_version {version!r} is not valid")
     if version > FORMAT_VERSION:
         raise ValueError(f"{path} was written by a newer ganmetrics ({header.get('ganmetrics_version')}, format "
                          f"version {version}); this one ({__version__}) reads format version {FORMAT_VERSION}: upgrade")
-    for key in ("n", "dim", "k", "ks", "metrics", "arrays", "cov_unit_roundoff"):
+    for key in ("n", "dim", "k", "ks", "metrics", "arrays", "cov_unit_roundoff", "feature_extractor"):
         if key not in header:
             raise ValueError(f"{path}: the header lacks {key!r}")
 
+    def bad(field: str, want: str) -> ValueError:
+        return ValueError(f"{path}: header field {field!r} must be {want}, got {header.get(field)!r}")
 
-def _read_member(zf: zipfile.ZipFile, name: str) -> np.ndarray:
+    n, dim = header["n"], header["dim"]
+    if not _is_int(n) or not 2 <= n <= MAX_SAMPLES:
+        raise bad("n", f"the sample count, an integer in [2, {MAX_SAMPLES}]")
+    if not _is_int(dim) or not 1 <= dim <= 1 << 24:
+        raise bad("dim", "the feature dimension, a positive integer")
+    ks = header["ks"]
+    if not isinstance(ks, list) or not all(_is_int(x) and 1 <= x < n for x in ks) or len(set(ks)) != len(ks):
+        raise bad("ks", f"a list of distinct integers in [1, n - 1 = {n - 1}]")
+    if not _is_int(header["k"]) or (ks and header["k"] not in ks) or not 1 <= header["k"] < n:
+        raise bad("k", f"one of ks {ks}" if ks else f"an integer in [1, {n - 1}]")
+    metrics = header["metrics"]
+    if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
+        raise bad("metrics", "a non-empty list of metric names")
+    try:
+        check_metrics(metrics)
+    except ValueError as exc:
+        raise ValueError(f"{path}: header field 'metrics': {exc}") from None
+    if set(metrics) & set(KNN_METRICS) and not ks:
+        raise bad("ks", f"non-empty: the metrics {metrics} need k-NN radii")
+    fx = header["feature_extractor"]
+    if fx is not None and not isinstance(fx, str):
+        raise bad("feature_extractor", "a string or null")
+    arrays = header["arrays"]
+    expected = {"mean", "m2", *(f"radii2_k{x}" for x in ks)}
+    if not isinstance(arrays, dict) or not expected <= set(arrays) or not set(arrays) <= expected | {"features"}:
+        raise bad("arrays", f"the members {sorted(expected)} (and optionally features)")
+    if set(metrics) & NEEDS_FEATURES and "features" not in arrays:
+        raise bad("arrays", f"to include features: the metrics {metrics} need them")
+    dt = header.get("features_dtype")
+    if ("features" in arrays) != (dt is not None) or (dt is not None and dt not in _DTYPE_CODES):
+        raise bad("features_dtype", f"one of {list(_DTYPE_CODES)} when features are stored, else null")
+    u = header["cov_unit_roundoff"]
+    u_max = max(2.0**-24, _ROUNDOFF.get(dt, 0.0))  # float64 accumulation, or float32 device products
+    if not isinstance(u, (int, float)) or isinstance(u, bool) or not 2.0**-53 <= float(u) <= u_max:
+        raise bad("cov_unit_roundoff", f"a number in [2^-53, {u_max:.3g}] (the rounding the statistics carry)")
+    shapes = {"mean": [dim], "m2": [dim, dim], "features": [n, dim], **{f"radii2_k{x}": [n] for x in ks}}
+    for key, meta in arrays.items():
+        want_dtype = _STORED_DTYPES[dt] if key == "features" else "float64"
+        if not isinstance(meta, dict) or meta.get("shape") != shapes[key] or meta.get("dtype") != want_dtype:
+            raise ValueError(f"{path}: header fields 'n' = {n}, 'dim' = {dim} and 'features_dtype' = {dt!r} disagree "
+                             f"with 'arrays.{key}' = {meta!r} (expected shape {shapes[key]}, dtype {want_dtype})")
+
+
+def _check_members(header: dict, small: dict[str, np.ndarray], path: str) -> None:
+    """The small members against the header: shape, dtype, finiteness; radii non-negative; m2's diagonal
+    non-negative."""
+    for key, arr in small.items():
+        meta = header["arrays"][key]
+        if list(arr.shape) != meta["shape"] or str(arr.dtype) != meta["dtype"]:
+            raise ValueError(f"{path}: member {key} has shape {list(arr.shape)} and dtype {arr.dtype}; the header "
+                             f"says {meta['shape']} {meta['dtype']}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{path}: member {key} holds {int((~np.isfinite(arr)).sum())} NaN or Inf value(s)")
+        if key.startswith("radii2_k") and (arr < 0).any():
+            raise ValueError(f"{path}: member {key} holds {int((arr < 0).sum())} negative squared radii")
+    if (np.diag(small["m2"]) < 0).any():
+        raise ValueError(f"{path}: member m2 (the sums of squared deviations, lower triangle) has a negative "
+                         "diagonal entry")
+
+
+def _check_features(arr: Any, header: dict, stats: FeatureStats, path: str) -> Features:
+    """The stored features: finite, and the rows the statistics were made of (their float64 column means agree
+    with the stored mean to the rounding of the summation), read once in blocks."""
+    dt = header["features_dtype"]
+    if arr.shape != (header["n"], header["dim"]) or str(arr.dtype) != _STORED_DTYPES[dt] or arr.ndim != 2:
+        raise ValueError(f"{path}: member features has shape {list(arr.shape)} ({arr.dtype}); the header says "
+                         f"[{header['n']}, {header['dim']}] {dt}")
+    if not isinstance(arr, np.ndarray) or not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr)
+    f = Features(arr, _DTYPE_CODES[dt], "real")
+    check_finite(f)
+    total = np.zeros(f.dim)
+    peak = np.zeros(f.dim)
+    rows = max(1, (64 << 20) // max(1, f.dim * 8))
+    for a, b in f.chunks(rows):
+        block = f.rows(a, b).astype(np.float64)
+        total += block.sum(axis=0)
+        np.maximum(peak, np.abs(block).max(axis=0), out=peak)
+    mean = total / f.n
+    tol = 1e-9 * peak + 1e-300
+    off = np.abs(mean - stats._mean) > tol
+    if off.any():
+        j = int(np.argmax(off))
+        raise ValueError(f"{path}: member features is not the data its statistics were made of (column {j}: mean "
+                         f"{mean[j]:.17g}, the stored mean {stats._mean[j]:.17g})")
+    return f
+
+
+def _read_member(zf: zipfile.ZipFile, key: str, path: str) -> np.ndarray:
+    """A small member, read after its header's declared size is checked against the bytes it holds."""
+    name = f"{key}.npy"
+    info = zf.getinfo(name)
+    with zf.open(info) as fh:
+        shape, _, dtype = read_npy_header(fh, f"{path}: member {key}")
+        data = fh.tell()
+    if data + declared_bytes(shape, dtype) != info.file_size:
+        raise ValueError(f"{path}: member {key} declares shape {list(shape)} ({dtype}) but holds "
+                         f"{info.file_size - data} bytes of data")
     return np.lib.format.read_array(io.BytesIO(zf.read(name)), allow_pickle=False)
 
 
-def _read_whole(path: str, name: str) -> np.ndarray:
-    with zipfile.ZipFile(path) as zf:
-        return _read_member(zf, name)
+def _read_whole(path: str, name: str, where: str) -> np.ndarray:
+    arr = map_zip_member(path, name, where)
+    return np.array(arr) if isinstance(arr, np.ndarray) else np.stack([arr[i] for i in range(len(arr))])

@@ -63,8 +63,20 @@ def evaluate(
                      kid_seed=kid_seed, progress=progress)
 
 
-def check_metrics(metrics: Sequence[str]) -> list[str]:
+def check_metrics(metrics: Sequence[str] | str) -> list[str]:
+    """Metric names, deduplicated in order; a string is one name or a comma-separated list (never its letters)."""
+    if isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    else:
+        try:
+            metrics = list(metrics)
+        except TypeError:
+            raise TypeError(f"metrics must be metric names (strings), got {metrics!r}") from None
+        if not all(isinstance(m, str) for m in metrics):
+            raise TypeError(f"metrics must be metric names (strings), got {metrics!r}")
     metrics = list(dict.fromkeys(metrics))
+    if not metrics:
+        raise ValueError("metrics names no metric")
     unknown = [m for m in metrics if m not in KNOWN]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {list(KNOWN)}")

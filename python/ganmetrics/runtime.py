@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ganmetrics import __version__
+from ganmetrics import _native
 from ganmetrics._native import CUDA_IMPORT_ERROR, _core, _cuda
 
 
@@ -17,11 +20,21 @@ MAX_THREADS = 1024
 
 
 def set_num_threads(n: int) -> None:
-    """Threads for the CPU kernels (OpenMP and BLAS); 0 restores the default (all cores). At most 1024."""
+    """Threads for ganmetrics' CPU kernels (its OpenMP regions and BLAS calls); 0 restores the default (all
+    cores). At most 1024. torch's own thread count is left alone (``torch.set_num_threads`` sets that).
+
+    In a process forked from one that had loaded ganmetrics (multiprocessing's and DataLoader's default
+    start method on Linux), the kernels stay on one thread whatever is asked, with a warning: libgomp cannot
+    start threads in such a child. Start workers with the ``spawn`` or ``forkserver`` method to use more."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"n must be an integer, got {n!r}")
     if not 0 <= int(n) <= MAX_THREADS:
         raise ValueError(f"n must be in [0, {MAX_THREADS}] (0 = the default), got {n}")
+    if _native.forked_child and int(n) != 1:
+        warnings.warn("this process was forked after ganmetrics was loaded: OpenMP (libgomp) cannot start threads in "
+                      "it, so ganmetrics' kernels stay on one thread; use the 'spawn' or 'forkserver' start method "
+                      "for parallel workers", RuntimeWarning, stacklevel=2)
+        n = 1
     _core.set_num_threads(int(n))
 
 

@@ -16,16 +16,17 @@ import numpy as np
 
 from ganmetrics import __version__
 from ganmetrics import engines
-from ganmetrics._arrays import F64, Features, as_features, is_path
+from ganmetrics._arrays import F64, Features, as_features, is_path, max_abs, refuse_tiny
 from ganmetrics._cuda_arrays import UNVERIFIED_FLAG, as_device_features, is_device_array, require_cuda
 from ganmetrics._cuda_arrays import moments_update as device_update
-from ganmetrics._io import atomic_write, check_npz, iter_npy_row_blocks, npy_header
+from ganmetrics._io import ZIP_MAGICS, atomic_write, check_npz, iter_npy_row_blocks, load_npz, npy_header
 from ganmetrics._native import _core, _cuda
 from ganmetrics._progress import counted, progress_bar
 from ganmetrics.engines import Engine, Set
 
 _BLOCK_BYTES = 64 << 20  # rows read from an .npy file (or folded per subset pass) at a time: bounds memory
 F64_UNIT_ROUNDOFF = 2.0**-53
+MAX_SAMPLES = 2**53  # a sample count beyond it is not a count (float64 means could not hold it)
 
 
 def unit_roundoff_of(x: Any) -> float:
@@ -132,6 +133,8 @@ class FeatureStats:
         """Fold rows of ``f`` (all, or ``rows``) in; the kernel scans for NaN/Inf as it reads and leaves the
         state unchanged when it finds any. ``offset`` is added to the row reported in that error."""
         total = f.n if rows is None else len(rows)
+        if f.code == F64:
+            refuse_tiny(max_abs(f), f.name, "squared deviations")
         with self._lock:
             n, bad, first, overflow = counted(lambda c: _core.moments_update(self._mean, self._m2, self._n, f.array,
                                                                              f.code, rows, progress=c),
@@ -202,6 +205,8 @@ class FeatureStats:
             raise ValueError(f"batch has {t.shape[1]} features, the statistics have {self.dim}")
         dev = torch.device("cpu") if t.device.type == "mps" else t.device
         n = int(t.shape[0])
+        if t.dtype == torch.float64 and n:
+            refuse_tiny(float(t.abs().max()), "batch", "squared deviations")
         mean = torch.zeros(self.dim, dtype=torch.float64, device=dev)
         m2 = torch.zeros(self.dim, self.dim, dtype=torch.float64, device=dev)
         done = 0
@@ -290,7 +295,7 @@ class FeatureStats:
         shards. ``group``: ``"default"`` or a ProcessGroup. Returns self."""
         if group is None:
             return self
-        merged = self.reduced(engines.select(group=group))
+        merged = self.reduced(engines.select(group=group, call={"call": "FeatureStats.all_reduce"}))
         with self._lock:
             self._n, self._mean, self._m2 = merged._n, merged._mean, merged._m2
             self._unit_roundoff = merged._unit_roundoff
@@ -459,6 +464,9 @@ class FeatureStats:
             "cov_unit_roundoff": np.float64(self._unit_roundoff),
             "ganmetrics_version": np.str_(__version__),
         }
+        if not os.fspath(path).endswith(".npz"):
+            raise ValueError(f"statistics are saved as an .npz file (what pytorch-fid and clean-fid read): give a name "
+                             f"ending in .npz, not {os.fspath(path)!r}")
         with atomic_write(path) as fh:
             np.savez(fh, **arrays)
 
@@ -469,16 +477,11 @@ class FeatureStats:
         label = f"{name} ({p})" if name else p
         if not os.path.exists(p):
             raise FileNotFoundError(f"{label}: no such file: {p}")
-        if p.endswith(".npz"):
-            check_npz(p, label)
-        try:
-            z = np.load(p, allow_pickle=False)
-        except (ValueError, OSError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{label}: cannot read statistics from {p} ({exc})") from None
-        if not isinstance(z, np.lib.npyio.NpzFile):
-            raise ValueError(f"{label}: {p} is not an .npz statistics file")
-        with z:
-            return cls.from_mapping(z, label)
+        with open(p, "rb") as fh:
+            magic = fh.read(4)
+        if magic not in ZIP_MAGICS:
+            raise ValueError(f"{label}: {p} is not an .npz statistics file" + (" (it is empty)" if not magic else ""))
+        return cls.from_mapping(load_npz(p, label), label)
 
     @classmethod
     def from_mapping(cls, z: Mapping[str, Any], label: str) -> "FeatureStats":
@@ -491,6 +494,9 @@ class FeatureStats:
         except ValueError as exc:
             raise ValueError(str(exc)) from None
         n_val = _scalar_key(z, "n", "iu", label, "one integer (the sample count)")
+        if n_val is not None and not -1 <= int(n_val) <= MAX_SAMPLES:
+            raise ValueError(f"{label}: key 'n' must be the sample count (at most {MAX_SAMPLES}, or -1: unknown), "
+                             f"got {int(n_val)}")
         n = int(n_val) if n_val is not None and int(n_val) >= 2 else None
         fx = _scalar_key(z, "feature_extractor", "US", label, "one string")
         u = unit_roundoff_of(z["sigma"])

@@ -55,6 +55,21 @@ def _features_np(features: torch.Tensor, dim: int | None) -> np.ndarray:
     return features.detach().to("cpu", torch.float64).numpy()
 
 
+def _side(real: Any) -> str:
+    """update(..., real=): True or False only (a string such as "False" is not silently real)."""
+    if isinstance(real, (bool, np.bool_)):
+        return "real" if real else "fake"
+    if isinstance(real, torch.Tensor) and real.dtype == torch.bool and real.numel() == 1:
+        return "real" if bool(real) else "fake"
+    raise TypeError(f"real must be True or False, got {real!r} ({type(real).__name__})")
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 class _KeepReal(Metric):
     _real_states: tuple[str, ...] = ()
 
@@ -115,7 +130,9 @@ class _KeepReal(Metric):
         if self.reset_real_features:
             super().reset()
             return
-        kept = {name: getattr(self, name) for name in self._real_states}
+        # copies: Metric.reset() clears list states in place, so a reference to the same list would be emptied too
+        kept = {name: (list(v) if isinstance(v, list) else v)
+                for name, v in ((name, getattr(self, name)) for name in self._real_states)}
         super().reset()
         for name, value in kept.items():
             setattr(self, name, value)
@@ -141,8 +158,8 @@ class FrechetDistance(_KeepReal):
             self.add_state(f"{side}_m2", torch.zeros(d, d, dtype=torch.float64), dist_reduce_fx=None)
 
     def update(self, features: torch.Tensor, real: bool) -> None:
+        side = _side(real)
         x = _features_np(self._features_of(features), self.num_features)
-        side = "real" if real else "fake"
         n = getattr(self, f"{side}_n")
         mean = getattr(self, f"{side}_mean").cpu().numpy().copy()
         m2 = getattr(self, f"{side}_m2").cpu().numpy().copy()
@@ -182,9 +199,10 @@ class _FeatureLists(_KeepReal):
         self._dim: int | None = None
 
     def update(self, features: torch.Tensor, real: bool) -> None:
+        side = _side(real)
         x = _features_np(self._features_of(features), self._dim)
         self._dim = x.shape[1]
-        (self.real_features if real else self.fake_features).append(torch.from_numpy(x))
+        getattr(self, f"{side}_features").append(torch.from_numpy(x))
 
     def _local(self) -> tuple[np.ndarray, np.ndarray]:
         """This process's features of each side (an empty side: 0 rows, when other processes hold some)."""
@@ -213,6 +231,13 @@ class KernelDistance(_FeatureLists):
                  coef: float = 1.0, seed: int = 2020, reset_real_features: bool = True, precision: str = "float64",
                  **kwargs: Any):
         super().__init__(reset_real_features, **kwargs)
+        _positive_int(subsets, "subsets")
+        _positive_int(subset_size, "subset_size")
+        _positive_int(degree, "degree")
+        if gamma is not None and not (isinstance(gamma, (int, float, np.floating)) and np.isfinite(gamma) and gamma > 0):
+            raise ValueError(f"gamma must be None or a positive number, got {gamma!r}")
+        if not (isinstance(coef, (int, float, np.floating)) and np.isfinite(coef)):
+            raise ValueError(f"coef must be a finite number, got {coef!r}")
         self.subsets, self.subset_size, self.seed = subsets, subset_size, seed
         self.degree, self.gamma, self.coef = degree, gamma, coef
         _float32_products(precision)  # validate now, not at compute()
@@ -237,7 +262,7 @@ class PrecisionRecallDensityCoverage(_FeatureLists):
 
     def __init__(self, k: int = 5, reset_real_features: bool = True, **kwargs: Any):
         super().__init__(reset_real_features, **kwargs)
-        self.k = k
+        self.k = _positive_int(k, "k")
 
     def compute(self) -> dict[str, torch.Tensor]:
         real, fake = self._local()

@@ -107,7 +107,7 @@ def calculate_metrics(
     out: dict[str, float] = {}
     if isc:
         f = as_features(_part(input1, "logits", "input1", isc_only=not (fid or kid or prc)), "input1 logits")
-        logp = _log_probs(f.rows(0, f.n).astype(np.float64))
+        logp = _log_probs(f.rows(0, f.n).astype(np.float64), "logits", f.code)  # torch-fidelity reads logits
         if samples_shuffle:
             logp = logp[np.random.RandomState(rng_seed).permutation(f.n)]
         if f.n < isc_splits:

@@ -21,7 +21,7 @@ import os
 from typing import Any, Iterator
 
 from ganmetrics._cuda_arrays import UNVERIFIED_FLAG, is_device_array
-from ganmetrics.engines.base import (DEFAULT_WORKSPACE_BYTES, MAX_WORKSPACE_BYTES, Engine, Set, check_k,
+from ganmetrics.engines.base import (DEFAULT_WORKSPACE_BYTES, MAX_WORKSPACE_BYTES, Engine, Set, check_k, describe,
                                      check_same_dim, forced_tiles, tile_kwargs)
 from ganmetrics.engines.cuda import CudaEngine
 from ganmetrics.engines.host import HostEngine
@@ -83,17 +83,25 @@ def local_engine(*inputs: Any, engine: str = "auto", workspace_bytes: int | None
 
 
 def select(*inputs: Any, group: Any = None, engine: str = "auto", workspace_bytes: int | None = None,
-           progress: bool | None = None) -> Engine:
+           progress: bool | None = None, call: dict | None = None) -> Engine:
     """The engine for one call: with ``group`` (``"default"`` or a torch.distributed ProcessGroup) the ring over
-    the local engine, else the local engine of where the inputs live (``engine`` forces one)."""
+    the local engine, else the local engine of where the inputs live (``engine`` forces one).
+
+    ``call``: the call and the arguments every rank must agree on (``{"call": "prdc", "k": 5, ...}``). On a
+    ring, before its first collective, the ranks compare it with each other, together with the width and
+    dtype of each input (``call["inputs"]`` describes other inputs than those the engine is chosen by): a mismatch is one :class:`~ganmetrics.engines.ring.ShardError` on every rank that
+    names the argument and the ranks (never a crash inside the transport, or a value of no rank's call)."""
     local = local_engine(*inputs, engine=engine, workspace_bytes=workspace_bytes, progress=progress)
     if group is None:
         return local
     from ganmetrics.engines import ring  # torch.distributed: an optional heavy dependency
 
-    return ring.RingEngine(local, ring.resolve_group(group))
+    resolved = ring.resolve_group(group)
+    ring.agree(resolved, {"call": "a ganmetrics call", "engine": engine, "inputs": [describe(x) for x in inputs],
+                          **(call or {})})
+    return ring.RingEngine(local, resolved)
 
 
 __all__ = ["DEFAULT_WORKSPACE_BYTES", "ENGINES", "MAX_WORKSPACE_BYTES", "CudaEngine", "Engine", "HostEngine", "Set",
-           "check_k", "check_same_dim", "engine_name", "forced_engine", "forced_tiles", "local_engine", "on_a_device", "select",
+           "check_k", "check_same_dim", "describe", "engine_name", "forced_engine", "forced_tiles", "local_engine", "on_a_device", "select",
            "tile_kwargs"]

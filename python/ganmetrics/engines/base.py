@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -108,6 +109,35 @@ def safe_row_norms(x: np.ndarray) -> np.ndarray:
 def unbiased_mmd2(sxx: Any, syy: Any, sxy: Any, m: float, n: float) -> Any:
     """Unbiased MMD^2 from ordered-pair kernel sums (within sets over i != j, all pairs across)."""
     return sxx / (m * (m - 1)) + syy / (n * (n - 1)) - 2.0 * sxy / (m * n)
+
+
+EMPTY_SHARD = "(an empty shard)"
+
+
+def describe(x: Any) -> Any:
+    """What the ranks must agree on about one input: its width and dtype (not its row count, which shards
+    may split unevenly; an empty shard matches any)."""
+    if hasattr(x, "cov_unit_roundoff"):  # statistics
+        return ("statistics", int(x.dim))
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        return type(x).__name__ if not isinstance(x, (str, os.PathLike)) else "a file"
+    shape = tuple(int(s) for s in shape)
+    if shape and shape[0] == 0:
+        return EMPTY_SHARD
+    return (len(shape), shape[1:], str(getattr(x, "dtype", "")).replace("torch.", ""))
+
+
+def plain_value(value: Any) -> Any:
+    """A call argument as a small comparable value (numpy scalars as Python numbers, the rest by repr)."""
+    if isinstance(value, (bool, int, float, str, type(None))):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return tuple(plain_value(v) for v in value)
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 # ---------------------------------------------------------------------------------------------- multisets
@@ -266,12 +296,15 @@ class Engine(abc.ABC):
     def l2_normalized(self, f: Features) -> Features:
         """Every row divided by its Euclidean norm, in float64 (an all-zero row is an error naming the set)."""
         x = f.rows(0, f.n).astype(np.float64)
-        norms = safe_row_norms(x)
-        zero = np.flatnonzero(norms == 0)
+        big = np.abs(x).max(axis=1) if f.n else np.zeros(0)
+        zero = np.flatnonzero(big == 0)
         if zero.size:
             raise ValueError(f"{f.name} has {zero.size} all-zero row(s) (first: {zero[0]}); they cannot be "
                              "L2-normalized")
-        return Features(x / norms[:, None], F64, f.name)
+        # each row scaled by its largest |value| first: no norm is ever formed at a subnormal or huge magnitude
+        x /= big[:, None]
+        x /= np.linalg.norm(x, axis=1)[:, None]
+        return Features(x, F64, f.name)
 
     @abc.abstractmethod
     def center(self, *sets: Set) -> np.ndarray:

@@ -37,7 +37,8 @@ import torch.distributed as dist
 
 from ganmetrics._arrays import F32, F64, Features, as_features
 from ganmetrics._native import _core
-from ganmetrics.engines.base import Distinct, Engine, Set, find_duplicates, identity_multiset, unbiased_mmd2
+from ganmetrics.engines.base import (EMPTY_SHARD, Distinct, Engine, Set, find_duplicates, identity_multiset, plain_value,
+                                    unbiased_mmd2)
 
 F64_UNIT_ROUNDOFF = 2.0**-53
 
@@ -71,6 +72,59 @@ def guarded(group, fn: Callable[[], Any], what: str) -> Any:
         if message is not None:
             raise ShardError(f"{what} failed on rank {rank} of {len(errors)}: {message}")
     return result
+
+
+def _shown(desc: Any) -> str:
+    if isinstance(desc, tuple) and len(desc) == 3 and isinstance(desc[1], tuple):
+        return f"shape (rows, {', '.join(map(str, desc[1]))}) {desc[2]}"
+    return str(desc)
+
+
+def _merge_empty(values: list) -> list:
+    """Each rank's input descriptions with an empty shard replaced by the description the other ranks agree on
+    (an empty shard has no width or dtype to disagree with), so that only real differences remain."""
+    if not all(isinstance(v, tuple) and len(v) == len(values[0]) for v in values):
+        return values
+    out = [list(v) for v in values]
+    for i in range(len(values[0])):
+        found = {v[i] for v in values if v[i] != EMPTY_SHARD}
+        if len(found) == 1:
+            fill = found.pop()
+            for r in range(len(out)):
+                out[r][i] = fill
+    return [tuple(v) for v in out]
+
+
+def agree(group, call: dict) -> None:
+    """Every rank's ``call`` (name and arguments) compared before the call's first collective: a difference is
+    one ShardError on every rank naming the argument and which ranks passed what."""
+    mine = {str(key): plain_value(value) for key, value in call.items()}
+    everyone = gather(mine, group)
+    world = len(everyone)
+    keys = ["call"] + sorted({key for c in everyone for key in c} - {"call"})
+    for key in keys:
+        values = [c.get(key, "(not given)") for c in everyone]
+        if key == "inputs":  # an empty shard's dtype ("(empty)") matches any
+            values = _merge_empty(values)
+        if all(v == values[0] for v in values):
+            continue
+        by_value: dict[str, list[int]] = {}
+        for rank, v in enumerate(values):
+            by_value.setdefault(v if isinstance(v, str) else repr(v), []).append(rank)
+        said = "; ".join(f"rank{'s' if len(r) > 1 else ''} {', '.join(map(str, r))}: {v}" for v, r in by_value.items())
+        if key == "inputs" and all(isinstance(v, tuple) and len(v) == len(values[0]) for v in values):
+            i = next(i for i in range(len(values[0])) if any(v[i] != values[0][i] for v in values))
+            by_desc: dict[str, list[int]] = {}
+            for rank, v in enumerate(values):
+                by_desc.setdefault(_shown(v[i]), []).append(rank)
+            said = "; ".join(f"rank{'s' if len(r) > 1 else ''} {', '.join(map(str, r))}: {d}" for d, r in by_desc.items())
+            raise ShardError(f"the {world} ranks disagree on input {i + 1} of {mine['call']} ({said}); every rank's "
+                             "shard must have the same feature dimension and dtype")
+        if key == "call":
+            raise ShardError(f"the {world} ranks are not making the same call ({said}); every rank of the group must "
+                             "call the same metric at the same time")
+        raise ShardError(f"the {world} ranks disagree on {key!r} of {mine['call']} ({said}); every rank must pass "
+                         "the same arguments")
 
 
 # ------------------------------------------------------------------------------------------ transport

@@ -31,6 +31,7 @@ from ganmetrics.engines.base import Engine, Multiset, Set, tile_kwargs, unbiased
 
 U32, U64 = 2.0**-24, 2.0**-53
 MAX_EXPONENT = 480  # as the host: larger centred values make squared distances overflow float64
+MIN_EXPONENT = -500  # as the host: smaller ones make the float64 squared distances underflow
 _KIND_POLYNOMIAL, _KIND_RBF = 0, 1
 
 
@@ -176,12 +177,12 @@ class TorchEngine(Engine):
     def l2_normalized(self, f: TorchFeatures) -> TorchFeatures:
         t = f.t.to(_float64_device(f.t.device)).double()
         big = t.abs().amax(1)
-        norms = big * torch.linalg.vector_norm(t / torch.where(big > 0, big, 1.0)[:, None], dim=1)
-        zero = torch.nonzero(norms == 0)[:, 0]
+        zero = torch.nonzero(big == 0)[:, 0]
         if len(zero):
             raise ValueError(f"{f.name} has {len(zero)} all-zero row(s) (first: {int(zero[0])}); they cannot be "
                              "L2-normalized")
-        out = t / norms[:, None]
+        scaled = t / big[:, None]  # by the largest |value| first: no norm formed at a subnormal or huge magnitude
+        out = scaled / torch.linalg.vector_norm(scaled, dim=1)[:, None]
         return TorchFeatures(out if f.t.device.type == "mps" else out.to(f.t.device), f.name)
 
     def knn_both(self, x, y, k: int, k_y: int, center):
@@ -257,6 +258,10 @@ class TorchEngine(Engine):
             if e > MAX_EXPONENT:
                 raise ValueError(f"feature values reach {mx:.3g} after centring: their squared distances overflow "
                                  "float64; divide the features by a power of two (k-NN decisions do not change)")
+            if e < MIN_EXPONENT:
+                raise ValueError(f"feature values are at most {mx:.3g} after centring: their squared distances "
+                                 "underflow float64; multiply the features by a power of two (k-NN decisions do not "
+                                 "change)")
         scale, unscale = math.ldexp(1.0, -e), math.ldexp(1.0, 2 * e)
         d = x.dim
         du = d * U32

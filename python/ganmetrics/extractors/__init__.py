@@ -131,18 +131,39 @@ def _digits(device: str) -> ModuleExtractor:
                            device=device)
 
 
+def _where(exc: BaseException, path: str) -> str:
+    """"line N: " of the deepest frame of ``exc`` in the user's file ``path`` (a SyntaxError's own line)."""
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        return f"line {exc.lineno}: "
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if os.path.abspath(tb.tb_frame.f_code.co_filename) == os.path.abspath(path):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f"line {line}: " if line else ""
+
+
 def _from_file(spec: str, device: str) -> ModuleExtractor:
     path, _, attr = spec.rpartition(":")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"extractor: no such file: {path}")
     module_spec = importlib.util.spec_from_file_location(f"_ganmetrics_extractor_{abs(hash(path))}", path)
+    if module_spec is None or module_spec.loader is None:
+        raise ValueError(f"extractor: {path} is not a Python file that can be imported")
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:  # the user's file: any error in it is named, with where it happened
+        raise ValueError(f"extractor: importing {path} failed ({_where(exc, path)}{type(exc).__name__}: {exc})") from None
     if not hasattr(module, attr):
         raise ValueError(f"extractor: {path} defines no {attr!r}")
     obj = getattr(module, attr)
     if isinstance(obj, type) and issubclass(obj, torch.nn.Module):
-        obj = obj()
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise ValueError(f"extractor: {path}:{attr}() failed ({_where(exc, path)}{type(exc).__name__}: {exc})") from None
     size = getattr(obj, "input_size", None)
     channels = getattr(obj, "input_channels", 3)
     return ModuleExtractor(obj, f"{os.path.basename(path)}:{attr}", channels=channels, size=size, device=device)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ganmetrics.models.nets import DigitClassifier
+from ganmetrics._torch_files import load_data
 
 WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "models", "weights", "digits_classifier.pt")
 NAME = "ganmetrics-digits-cnn-v1"
@@ -28,7 +29,7 @@ class DigitsExtractor:
     def __init__(self, path: str = WEIGHTS):
         if not os.path.exists(path):
             raise FileNotFoundError(f"digits classifier weights not found at {path}")
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = load_data(path, "the digits classifier's weights")
         self.model = DigitClassifier()
         self.model.load_state_dict(payload["state_dict"])
         self.model.eval()

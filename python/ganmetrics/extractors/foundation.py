@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from ganmetrics._io import sha256_file
+from ganmetrics._torch_files import load_data
 
 
 @dataclass(frozen=True)
@@ -63,14 +64,14 @@ def _import(spec: FoundationModel):
 
 def read_state(path: str) -> dict:
     """Tensors of a weights file (.safetensors, or a torch file read with weights_only=True)."""
-    try:
-        if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
 
+        try:
             return load_file(path)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # damaged, pickled code, not a weights file
-        raise ValueError(f"{path}: cannot be read as a weights file ({type(exc).__name__}: {exc})") from None
+        except Exception as exc:  # damaged, not a safetensors file
+            raise ValueError(f"{path}: cannot be read as a weights file ({type(exc).__name__}: {exc})") from None
+    state = load_data(path, "a weights file")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganmetrics._io import sha256_file as sha256_of
+from ganmetrics._torch_files import load_data
 
 NAME = "inception-v3-tf-2015-12-05"
 POOL3_DIM = 2048
@@ -371,7 +372,4 @@ def _download(wf: WeightsFile, folder: str) -> tuple[str, str]:
 
 def load_state(path: str) -> dict:
     """The file's tensors, without unpickling code."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for damaged or non-weights files
-        raise ValueError(f"{path}: cannot be read as a PyTorch weights file ({type(exc).__name__}: {exc})") from None
+    return load_data(path)

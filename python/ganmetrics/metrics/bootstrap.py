@@ -25,6 +25,8 @@ Monte-Carlo bias within 25 % and ``debiased`` to FID_inf within 3 standard error
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -60,6 +62,10 @@ class Interval:
         return self.value
 
 
+class BiasWarning(UserWarning):
+    """A bootstrap bias estimate that carries the debiased value outside the metric's range."""
+
+
 # The range each metric can take: interval ends are clipped to it.
 RANGES = {"fid": (0.0, np.inf), "precision": (0.0, 1.0), "recall": (0.0, 1.0), "coverage": (0.0, 1.0),
           "density": (0.0, np.inf)}
@@ -73,6 +79,11 @@ def _interval(full: float, thetas: np.ndarray, fraction: float, confidence: floa
     q_lo, q_hi = np.quantile(dev, [alpha, 1.0 - alpha])
     bias = float((thetas.mean() - full) * fraction / (1.0 - fraction))
     low, high = np.clip([full - scale * q_hi, full - scale * q_lo], *bounds)
+    if not bounds[0] <= full - bias <= bounds[1]:
+        warnings.warn(f"the debiased value {full - bias:.6g} (value {full:.6g} minus its bootstrap bias estimate "
+                      f"{bias:.6g}) lies outside the metric's range [{bounds[0]}, {bounds[1]}]: the bias estimate is "
+                      "larger than the value itself, i.e. the sets cannot be told apart at this sample size; it is "
+                      "reported unclipped, as an estimate", BiasWarning, stacklevel=3)
     return Interval(
         value=float(full), low=float(low), high=float(high), confidence=confidence,
         std=float(scale * thetas.std(ddof=1)) if len(thetas) > 1 else 0.0, bias=bias, debiased=float(full - bias),
@@ -119,7 +130,9 @@ def bootstrap(
         raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
     if resample not in ("both", "fake"):
         raise ValueError(f"resample must be 'both' or 'fake', got {resample!r}")
-    eng = engines.select(real, fake, group=group, engine=engine, progress=progress)
+    call = {"call": "bootstrap", "metrics": metrics, "n_boot": n_boot, "fraction": fraction,
+            "confidence": confidence, "seed": seed, "k": k, "resample": resample}
+    eng = engines.select(real, fake, group=group, engine=engine, progress=progress, call=call)
     fr, ff = eng.sets({"real": real, "fake": fake}, what="bootstrap")
     n_real, n_fake = fr.n, ff.n
     rng = np.random.default_rng(seed)
@@ -135,7 +148,7 @@ def bootstrap(
     if knn:
         full = _prdc(eng, fr, ff, k)
         thetas = {m: [] for m in knn}
-        quiet = engines.select(real, fake, group=group, engine=engine, progress=False)  # one bar for the rounds
+        quiet = engines.select(real, fake, group=group, engine=engine, progress=False, call=call)  # one bar for the rounds
         for ri, fi in steps(zip(real_idx, fake_idx), n_boot, "bootstrap rounds (PRDC)", unit="rounds",
                             progress=progress):
             res = _prdc(quiet, quiet.subset(fr, ri, "real"), quiet.subset(ff, fi, "fake"), k)

@@ -38,7 +38,7 @@ class SmallSampleWarning(UserWarning):
 
 
 def warn_small(stats: FeatureStats, name: str) -> None:
-    if stats.n is not None and stats.n <= stats.dim:
+    if stats.n is not None and 2 <= stats.n <= stats.dim:
         warnings.warn(
             f"{name} has n={stats.n} samples for d={stats.dim} features: its covariance is singular and "
             "the Fréchet distance is strongly biased at this sample size (use n >> d, e.g. 50k for Inception)",
@@ -96,6 +96,10 @@ class _Side:
 
     @classmethod
     def of(cls, stats: FeatureStats, name: str) -> "_Side":
+        if stats._sigma is None and (stats.n is None or stats.n < 2):
+            side = name.replace(" covariance", "")
+            raise ValueError(f"{side} has {stats.n or 0} sample(s); its covariance (and so the Fréchet distance) "
+                             "needs at least 2")
         return cls(stats.mean, stats.cov, name, stats.cov_unit_roundoff, stats.n)
 
     def tolerances(self) -> dict[str, float | int]:
@@ -263,7 +267,8 @@ def fid(real: Any, fake: Any, *, force: bool = False, device: str | None = None,
     (:mod:`ganmetrics.engines.ring`). ``engine``: where statistics and the distance run (``"auto"``: the host for
     host inputs, the torch engine for tensors on a device; ``"host"``, ``"torch"``, ``"cuda"``).
     """
-    eng = engines.select(group=group)
+    eng = engines.select(group=group, call={"call": "fid", "force": force, "engine": engine,
+                                            "inputs": [engines.describe(real), engines.describe(fake)]})
     name, device = _placement(device, engine, real, fake)
     a, b = stats_of(eng, real, "real", progress, name), stats_of(eng, fake, "fake", progress, name)
     _check_extractors(a, b, "real", "fake", force)
@@ -282,7 +287,8 @@ def fid_many(reference: Any, candidates: Iterable[Any] | Sequence[Any], *, force
     the reference and of every candidate (the same number of candidates on every rank; see :func:`fid`).
     """
     candidates = list(candidates)
-    eng = engines.select(group=group)
+    eng = engines.select(group=group, call={"call": "fid_many", "force": force, "engine": engine,
+                                            "inputs": [engines.describe(x) for x in (reference, *candidates)]})
     where, device = _placement(device, engine, reference, *candidates)
     ref = stats_of(eng, reference, "reference", None, where)
     warn_small(ref, "reference")
@@ -340,7 +346,9 @@ def fid_infinity(
     ``group``: each rank passes its shards (see :func:`fid`); the shuffle is one of the concatenated fake set, so
     every size holds the same samples as on one process. ``engine``: where it runs (see :func:`fid`).
     """
-    eng = engines.select(fake, group=group, engine=engine)
+    eng = engines.select(fake, group=group, engine=engine,
+                         call={"inputs": [engines.describe(real), engines.describe(fake)], "call": "fid_infinity", "sizes": None if sizes is None else tuple(int(s) for s in sizes),
+                               "num_points": num_points, "min_size": min_size, "seed": seed})
     ref = stats_of(eng, real, "real", progress, eng.moments_engine)
     (ff,) = eng.sets({"fake": fake}, what="fid_infinity")
     n_fake = ff.n
@@ -349,11 +357,18 @@ def fid_infinity(
     if ff.dim != ref.dim:
         raise ValueError(f"real has {ref.dim} features but fake has {ff.dim}")
     if sizes is None:
+        if isinstance(num_points, bool) or not isinstance(num_points, (int, np.integer)) or num_points < 2:
+            raise ValueError(f"num_points must be an integer >= 2, got {num_points!r}")
+        if min_size is not None and (isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer))):
+            raise ValueError(f"min_size must be an integer, got {min_size!r}")
         lo = max(2, n_fake // 10) if min_size is None else int(min_size)
         if not 2 <= lo < n_fake:
             raise ValueError(f"min_size must be in [2, {n_fake}), got {lo}")
         sizes = np.unique(np.linspace(lo, n_fake, int(num_points)).round().astype(int))
-    sizes = np.unique(np.asarray(sizes, dtype=np.int64))
+    raw = np.asarray(sizes)
+    if raw.ndim != 1 or raw.dtype.kind not in "iu":
+        raise ValueError(f"sizes must be a 1-D sequence of integers, got {sizes!r}")
+    sizes = np.unique(raw.astype(np.int64))
     if len(sizes) < 2:
         raise ValueError("fid_infinity needs at least 2 distinct sample sizes")
     if sizes[0] < 2 or sizes[-1] > n_fake:

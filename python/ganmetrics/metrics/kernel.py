@@ -101,7 +101,9 @@ def kid(
     (``"auto"``: host arrays on the host engine, tensors on a device on the torch engine; ``"host"``, ``"torch"``).
     """
     f32 = _float32_products(precision)
-    eng = engines.select(real, fake, group=group, engine=engine, workspace_bytes=workspace_bytes, progress=progress)
+    eng = engines.select(real, fake, group=group, engine=engine, workspace_bytes=workspace_bytes, progress=progress,
+                         call={"call": "kid", "subsets": subsets, "subset_size": subset_size, "seed": seed,
+                               "degree": degree, "gamma": gamma, "coef0": coef0, "precision": precision})
     fr, ff = eng.sets({"real": real, "fake": fake}, what="kid")
     n_real, n_fake = fr.n, ff.n
     g, c0, deg = _poly_args(fr.dim, degree, gamma, coef0)
@@ -180,10 +182,14 @@ def cmmd(real: Any, fake: Any, *, sigma: float = 10.0, scale: float = 1000.0, no
     sigma, scale = float(sigma), float(scale)
     if not (np.isfinite(sigma) and sigma * sigma > 0 and np.isfinite(1.0 / (2.0 * sigma * sigma))):
         raise ValueError(f"sigma must be a positive number whose 1 / (2 sigma^2) is finite, got {sigma}")
-    if not np.isfinite(scale):
-        raise ValueError(f"scale must be finite, got {scale}")
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive finite number, got {scale}")
+    if sigma <= 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
     f32 = _float32_products(precision)
-    eng = engines.select(real, fake, group=group, engine=engine, workspace_bytes=workspace_bytes, progress=progress)
+    eng = engines.select(real, fake, group=group, engine=engine, workspace_bytes=workspace_bytes, progress=progress,
+                         call={"call": "cmmd", "sigma": sigma, "scale": scale, "normalize": normalize,
+                               "precision": precision})
     fr, ff = eng.sets({"real": real, "fake": fake}, prepare=eng.l2_normalized if normalize else None, what="cmmd")
     gamma = 1.0 / (2.0 * sigma * sigma)
     sxx, syy, sxy = eng.kernel_sums(fr, ff, (RBF, gamma, 1.0, 3), True, f32)

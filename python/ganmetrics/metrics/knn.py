@@ -57,7 +57,8 @@ def knn_radii(x: Any, k: int = 5, *, workspace_bytes: int | None = None, progres
     (host arrays on the host engine, tensors on a device on the torch engine), ``"host"``, ``"torch"``, ``"cuda"``
     (:mod:`ganmetrics.engines`); every engine gives the same decisions.
     """
-    eng = engines.select(x, group=group, engine=engine, workspace_bytes=workspace_bytes, progress=progress)
+    eng = engines.select(x, group=group, engine=engine, workspace_bytes=workspace_bytes, progress=progress,
+                         call={"call": "knn_radii", "k": k})
     (s,) = eng.sets({"x": x}, what="knn_radii")
     return np.sqrt(eng.radii2(s, check_k(k, "k", s.n, "x"), eng.center(s)))
 
@@ -128,8 +129,9 @@ def prdc_features(fr: Any, ff: Any, k: int, *, progress: bool | None = None,
 
 
 def _real_fake(real: Any, fake: Any, what: str, workspace_bytes: int | None, progress: bool | None,
-               group: Any, engine: str) -> tuple[Engine, Set, Set]:
-    eng = engines.select(real, fake, group=group, engine=engine, workspace_bytes=workspace_bytes, progress=progress)
+               group: Any, engine: str, **args: Any) -> tuple[Engine, Set, Set]:
+    eng = engines.select(real, fake, group=group, engine=engine, workspace_bytes=workspace_bytes, progress=progress,
+                         call={"call": what, **args})
     fr, ff = eng.sets({"real": real, "fake": fake}, what=what)
     return eng, fr, ff
 
@@ -152,7 +154,8 @@ def prdc(real: Any, fake: Any, k: int = 5, *, strict: bool = False, workspace_by
     concatenated data (blocks travel around a ring of the ranks; :mod:`ganmetrics.engines.ring`). ``engine``:
     where it runs (see :func:`knn_radii`); ``res.info["engine"]`` names the engine that computed it.
     """
-    eng, fr, ff = _real_fake(real, fake, "prdc", workspace_bytes, progress, group, engine)
+    eng, fr, ff = _real_fake(real, fake, "prdc", workspace_bytes, progress, group, engine, k=k,
+                             strict=strict)
     return prdc_values(eng, fr, ff, *real_fake_pass(eng, fr, ff, k, fake_radii=True, col_min=True, strict=strict))
 
 
@@ -165,7 +168,7 @@ def precision_recall(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int |
     recall: fraction of real samples inside the fake manifold. Both in [0, 1], higher is better.
     ``group``: each rank passes its shards (see :func:`prdc`).
     """
-    eng, fr, ff = _real_fake(real, fake, "precision_recall", workspace_bytes, progress, group, engine)
+    eng, fr, ff = _real_fake(real, fake, "precision_recall", workspace_bytes, progress, group, engine, k=k)
     out, real_r2, info = real_fake_pass(eng, fr, ff, k, fake_radii=True, col_min=False, strict=False)
     return prdc_values(eng, fr, ff, out, real_r2, info, ("precision", "recall"))
 
@@ -180,7 +183,7 @@ def density_coverage(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int |
     samples whose ball contains at least one fake sample, in [0, 1]. Higher is better.
     ``group``: each rank passes its shards (see :func:`prdc`).
     """
-    eng, fr, ff = _real_fake(real, fake, "density_coverage", workspace_bytes, progress, group, engine)
+    eng, fr, ff = _real_fake(real, fake, "density_coverage", workspace_bytes, progress, group, engine, k=k)
     out, real_r2, info = real_fake_pass(eng, fr, ff, k, fake_radii=False, col_min=True, strict=False)
     return prdc_values(eng, fr, ff, out, real_r2, info, ("density", "coverage"))
 
@@ -198,7 +201,7 @@ def realism_score(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | No
     ``group``: each rank passes its shards and gets the scores of its own fake rows against all the real
     shards together (the median radius is the global one).
     """
-    eng, fr, ff = _real_fake(real, fake, "realism_score", workspace_bytes, progress, group, engine)
+    eng, fr, ff = _real_fake(real, fake, "realism_score", workspace_bytes, progress, group, engine, k=k)
     k = check_k(k, "k", fr.n, "real")
     center = eng.center(fr, ff)
     real_r2 = eng.radii2(fr, k, center)
@@ -256,7 +259,8 @@ def memorization(train: Any, fake: Any, *, workspace_bytes: int | None = None,
     global, ``flagged``, ``nearest_train`` (an index into the concatenated training set) and
     ``nearest_distance`` belong to this rank's fake rows.
     """
-    eng = engines.select(train, fake, group=group, engine=engine, workspace_bytes=workspace_bytes, progress=progress)
+    eng = engines.select(train, fake, group=group, engine=engine, workspace_bytes=workspace_bytes, progress=progress,
+                         call={"call": "memorization"})
     ft, ff = eng.sets({"train": train, "fake": fake}, what="memorization")
     center = eng.center(ft, ff)
     train_r2 = eng.radii2(ft, 1, center)

@@ -115,8 +115,10 @@ def prd(
             raise TypeError(f"{pname} must be an integer, got {value!r}")
         if value < lo or (hi is not None and value > hi):
             raise ValueError(f"{pname} must be in [{lo}, {hi if hi is not None else 'inf'}], got {value}")
-    if num_clusters > fr.n + ff.n:
-        raise ValueError(f"num_clusters must be in [2, {fr.n + ff.n}], got {num_clusters}")
+    if num_clusters > min(fr.n, ff.n):
+        raise ValueError(f"num_clusters = {num_clusters} is more than the smaller set's {min(fr.n, ff.n)} samples: the "
+                         "cluster histograms would be mostly empty and the curve meaningless; use num_clusters <= "
+                         f"{min(fr.n, ff.n)} (the paper: 20 clusters, with at least 10 samples per cluster)")
     union_set = union(fr, ff)
     precisions, recalls = [], []
     for run in steps(range(num_runs), num_runs, f"PRD k-means ({num_clusters} clusters)", unit="runs",

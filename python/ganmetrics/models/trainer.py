@@ -14,6 +14,7 @@ from ganmetrics.models import data as data_mod
 from ganmetrics.models.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
 from ganmetrics.models.nets import DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator
 from ganmetrics._io import atomic_write
+from ganmetrics._torch_files import load_data
 
 LOG_KEYS = ("g_loss", "d_loss", "gp", "g_grad_norm", "d_grad_norm")
 
@@ -156,7 +157,7 @@ def save_run(result: TrainResult, path: str) -> None:
 
 def load_run(path: str) -> TrainResult:
     """Read a run saved by :func:`save_run` (``weights_only=True``: data, never code)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = load_data(path, "a saved training run")
     cfg = payload["config"]
     cfg["checkpoint_steps"] = tuple(cfg["checkpoint_steps"])
     config = TrainConfig(**cfg)
