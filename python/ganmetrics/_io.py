@@ -41,7 +41,25 @@ def read_npy_header(fh, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
 
 
 def declared_bytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
-    return int(np.prod(shape, dtype=object)) * dtype.itemsize if shape else dtype.itemsize
+    return int(np.prod(shape, dtype=object)) * dtype.itemsize
+
+
+def member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str,
+                  budget: int | None = None) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """(shape, fortran, dtype, header length) of an .npy member of a zip: its declared size within ``budget``
+    (when given), then its declared data checked against the bytes the member holds (so no read or map runs
+    past it)."""
+    with zf.open(info) as fh:
+        shape, fortran, dtype = read_npy_header(fh, where)
+        header_len = fh.tell()
+    declared = declared_bytes(shape, dtype)
+    if budget is not None and declared > budget:
+        raise ValueError(f"{where} (shape {shape}, {dtype}) declares {declared / 2**30:.1f} GiB; the limit is "
+                         f"{budget / 2**30:.1f} GiB (set GANMETRICS_NPZ_MAX_BYTES to allow more)")
+    if header_len + declared != info.file_size:
+        raise ValueError(f"{where} is damaged: it declares shape {shape} ({dtype}, {declared} bytes) but holds "
+                         f"{info.file_size - header_len} bytes of data")
+    return shape, fortran, dtype, header_len
 
 
 def npz_max_bytes() -> int:
@@ -71,15 +89,7 @@ def check_npz(path: str, name: str) -> dict[str, tuple[int, ...]]:
                     raise ValueError(f"{where}: member '{info.filename}' is not an .npy array; an .npz holds only "
                                      ".npy arrays")
                 key = info.filename[:-4]
-                with zf.open(info) as fh:
-                    shape, _, dtype = read_npy_header(fh, f"{where}: array '{key}'")
-                    header_len = fh.tell()
-                declared = declared_bytes(shape, dtype)
-                if declared > budget:
-                    raise _budget_error(where, f"array '{key}' (shape {shape}, {dtype})", declared, budget)
-                if header_len + declared != info.file_size:
-                    raise ValueError(f"{where} is damaged: array '{key}' declares shape {shape} ({dtype}, "
-                                     f"{declared} bytes) but holds {info.file_size - header_len} bytes")
+                shape = member_header(zf, info, f"{where}: array '{key}'", budget)[0]
                 keys[key] = shape
     except zipfile.BadZipFile as exc:
         raise ValueError(f"{where} is not a readable .npz (zip) file: {exc}") from None
@@ -110,20 +120,15 @@ def sha256_file(path: str) -> str:
 
 def _member_data(path: str, info: zipfile.ZipInfo, where: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
     """(shape, fortran, dtype, file offset of the data) of a stored .npy member, its extent checked."""
+    with zipfile.ZipFile(path) as zf:
+        shape, fortran, dtype, header_len = member_header(zf, info, where)
     with open(path, "rb") as fh:
         fh.seek(info.header_offset)
         local = fh.read(30)
-        if len(local) != 30 or local[:4] != b"PK\x03\x04":
-            raise ValueError(f"{where}: damaged zip entry")
-        name_len, extra_len = struct.unpack("<HH", local[26:30])
-        start = info.header_offset + 30 + name_len + extra_len
-        fh.seek(start)
-        shape, fortran, dtype = read_npy_header(fh, where)
-        offset = fh.tell()
-    if (offset - start) + declared_bytes(shape, dtype) != info.file_size:
-        raise ValueError(f"{where} is damaged: it declares shape {shape} ({dtype}) but holds "
-                         f"{info.file_size - (offset - start)} bytes of data")
-    return shape, fortran, dtype, offset
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        raise ValueError(f"{where}: damaged zip entry")
+    name_len, extra_len = struct.unpack("<HH", local[26:30])
+    return shape, fortran, dtype, info.header_offset + 30 + name_len + extra_len + header_len
 
 
 def map_zip_member(path: str, member: str, where: str | None = None) -> Any:
@@ -150,15 +155,10 @@ class ZipRows:
 
     def __init__(self, path: str, member: str, where: str):
         self.path, self.member, self.where = path, member, where
-        with zipfile.ZipFile(path) as zf, zf.open(member) as fh:
-            self.shape, fortran, self.dtype = read_npy_header(fh, where)
-            self._data = fh.tell()
-            size = zf.getinfo(member).file_size
+        with zipfile.ZipFile(path) as zf:
+            self.shape, fortran, self.dtype, self._data = member_header(zf, zf.getinfo(member), where)
         if fortran or not self.shape:
             raise ValueError(f"{where}: a compressed image array must be a C-order array of images")
-        if self._data + declared_bytes(self.shape, self.dtype) != size:
-            raise ValueError(f"{where} is damaged: it declares shape {self.shape} ({self.dtype}) but holds "
-                             f"{size - self._data} bytes of data")
         self.ndim = len(self.shape)
         self._row_bytes = declared_bytes(self.shape[1:], self.dtype)
         self._zf = self._fh = self._pid = None

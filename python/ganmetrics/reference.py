@@ -29,7 +29,7 @@ import numpy as np
 from ganmetrics import __version__
 from ganmetrics._arrays import Features, as_features, check_finite, is_path
 from ganmetrics._image_inputs import IMAGE_KEYWORDS
-from ganmetrics._io import atomic_write, declared_bytes, map_zip_member, npz_max_bytes, read_npy_header
+from ganmetrics._io import atomic_write, map_zip_member, member_header, npz_max_bytes
 from ganmetrics.engines import check_k
 from ganmetrics.images import is_image_input
 from ganmetrics.metrics.bootstrap import KNN_METRICS
@@ -408,15 +408,8 @@ def _check_features(arr: Any, header: dict, stats: FeatureStats, path: str) -> F
 
 def _read_member(zf: zipfile.ZipFile, key: str, path: str) -> np.ndarray:
     """A small member, read after its header's declared size is checked against the bytes it holds."""
-    name = f"{key}.npy"
-    info = zf.getinfo(name)
-    with zf.open(info) as fh:
-        shape, _, dtype = read_npy_header(fh, f"{path}: member {key}")
-        data = fh.tell()
-    if data + declared_bytes(shape, dtype) != info.file_size:
-        raise ValueError(f"{path}: member {key} declares shape {list(shape)} ({dtype}) but holds "
-                         f"{info.file_size - data} bytes of data")
-    return np.lib.format.read_array(io.BytesIO(zf.read(name)), allow_pickle=False)
+    member_header(zf, zf.getinfo(f"{key}.npy"), f"{path}: member {key}")
+    return np.lib.format.read_array(io.BytesIO(zf.read(f"{key}.npy")), allow_pickle=False)
 
 
 def _read_whole(path: str, name: str, where: str) -> np.ndarray:
