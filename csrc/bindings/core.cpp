@@ -195,6 +195,35 @@ PYBIND11_MODULE(_core, m) {
       py::arg("col_multiplicity") = py::none());
 
   m.def(
+      "pairs_within",
+      [](const py::array& x, int xcode, const py::array& y, int ycode, const OptF64& center,
+         const OptF64& row_radius2, const OptF64& col_radius2, int64_t workspace_bytes, int64_t max_tile_rows,
+         int64_t max_tile_cols, OptCounter progress) {
+        gm::PairsParams p;
+        p.x = make_view(x, xcode, "x");
+        p.y = make_view(y, ycode, "y");
+        p.center = opt_vector(center, p.x.cols, "center");
+        p.row_radius2 = opt_vector(row_radius2, p.x.rows, "row_radius2");
+        p.col_radius2 = opt_vector(col_radius2, p.y.rows, "col_radius2");
+        p.tiles = tiles_from(workspace_bytes, max_tile_rows, max_tile_cols, counter_ptr(progress));
+        {
+          py::gil_scoped_release nogil;
+          gm::pairs_within(p);
+        }
+        const auto n = static_cast<py::ssize_t>(p.rows.size());
+        py::array_t<int64_t> rows(n), cols(n);
+        py::array_t<double> values(n);
+        std::copy(p.rows.begin(), p.rows.end(), rows.mutable_data());
+        std::copy(p.cols.begin(), p.cols.end(), cols.mutable_data());
+        std::copy(p.values.begin(), p.values.end(), values.mutable_data());
+        return py::make_tuple(rows, cols, values, p.rechecked);
+      },
+      py::arg("x"), py::arg("xcode"), py::arg("y"), py::arg("ycode"), py::arg("center"),
+      py::arg("row_radius2") = py::none(), py::arg("col_radius2") = py::none(),
+      py::arg("workspace_bytes") = int64_t(256) << 20, py::arg("max_tile_rows") = 0, py::arg("max_tile_cols") = 0,
+      py::arg("progress") = py::none());
+
+  m.def(
       "kernel_sum",
       [](const py::array& x, int xcode, const py::array& y, int ycode, bool self, bool include_diagonal, int kind,
          double gamma, double coef0, int degree, int64_t workspace_bytes, int64_t max_tile_rows, int64_t max_tile_cols,

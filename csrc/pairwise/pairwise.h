@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "common/common.h"
 
@@ -64,6 +65,21 @@ struct CrossParams {
   int64_t rechecked = 0;
 };
 void cross(CrossParams& p);
+
+// Every pair (q, c) with f(q, c) <= max(row_radius2[q], col_radius2[c]) (a null array or a negative entry
+// selects nothing on its side), with its exact float64 f, sorted by (q, c). The candidate lists from which
+// half-sampling rounds of the k-NN metrics are answered without another pass over the features.
+struct PairsParams {
+  MatView x, y;
+  const double* center = nullptr;
+  const double* row_radius2 = nullptr;
+  const double* col_radius2 = nullptr;
+  TileConfig tiles;
+  std::vector<int64_t> rows, cols;  // out
+  std::vector<double> values;       // out: exact f(q, c)
+  int64_t rechecked = 0;            // out: pairs computed in float64
+};
+void pairs_within(PairsParams& p);
 
 // The exact float64 squared distance used for every decision.
 double exact_sqdist(const MatView& x, int64_t q, const MatView& y, int64_t r, double* bufq, double* bufr);

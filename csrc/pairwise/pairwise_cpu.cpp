@@ -493,4 +493,82 @@ void cross(CrossParams& p) {
   p.rechecked = rechecked;
 }
 
+void pairs_within(PairsParams& p) {
+  check_pair(p.x, p.y);
+  const int64_t n = p.x.rows, m = p.y.rows, d = p.x.cols;
+  const int nt = num_threads();
+  const Scaling sc = scaling_for(p.x, &p.y, p.center, nt);
+  const Bound bound(d, sc.unscale);
+  int64_t tr, tc;
+  tile_sizes(p.tiles, n, m, d, tr, tc);
+  struct Found {
+    std::vector<int64_t> q, c;
+    std::vector<double> f;
+  };
+  std::vector<Found> found(static_cast<size_t>(nt));
+  std::vector<float> S(static_cast<size_t>(tr * tc));
+  Block bx, by;
+  int64_t rechecked = 0;
+  {
+    BlasSingleThread single;
+    for (int64_t i0 = 0; i0 < n; advance_progress(p.tiles.progress, std::min(tr, n - i0)), i0 += tr) {
+      fill_block(p.x, p.center, sc, i0, std::min(tr, n - i0), bx, nt);
+      for (int64_t j0 = 0; j0 < m; j0 += tc) {
+        fill_block(p.y, p.center, sc, j0, std::min(tc, m - j0), by, nt);
+        const int64_t rows = bx.rows, cols = by.rows;
+        const int64_t srows = strip_rows(rows, nt);
+        const int64_t strips = (rows + srows - 1) / srows;
+#pragma omp parallel num_threads(nt) reduction(+ : rechecked)
+        {
+          std::vector<double> bq(static_cast<size_t>(d)), br(static_cast<size_t>(d));
+          Found& mine = found[static_cast<size_t>(omp_get_thread_num())];
+#pragma omp for schedule(dynamic, 1)
+          for (int64_t s = 0; s < strips; ++s) {
+            const int64_t r0 = s * srows, r1 = std::min(rows, r0 + srows);
+            sgemm_strip(bx, r0, r1, by, d, S.data());
+            for (int64_t q = r0; q < r1; ++q) {
+              const int64_t gq = i0 + q;
+              const double nq = bx.norm[q];
+              const double Rq = p.row_radius2 ? p.row_radius2[gq] : -1.0;
+              const float* srow = S.data() + q * cols;
+              for (int64_t c = 0; c < cols; ++c) {
+                const int64_t gc = j0 + c;
+                const double R = std::max(Rq, p.col_radius2 ? p.col_radius2[gc] : -1.0);
+                if (R < 0.0) continue;
+                const double val = nq + by.norm[c] - 2.0 * sc.unscale * double(srow[c]);
+                if (val - bound(nq, by.norm[c]) > R) continue;  // certainly outside: f >= val - e > R
+                ++rechecked;
+                const double f = exact_sqdist(p.x, gq, p.y, gc, bq.data(), br.data());
+                if (f <= R) {
+                  mine.q.push_back(gq);
+                  mine.c.push_back(gc);
+                  mine.f.push_back(f);
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  std::vector<std::pair<std::pair<int64_t, int64_t>, double>> all;
+  size_t total = 0;
+  for (const Found& f : found) total += f.q.size();
+  all.reserve(total);
+  for (Found& f : found) {
+    for (size_t i = 0; i < f.q.size(); ++i) all.push_back({{f.q[i], f.c[i]}, f.f[i]});
+    f = Found();
+  }
+  std::sort(all.begin(), all.end());
+  p.rows.resize(total);
+  p.cols.resize(total);
+  p.values.resize(total);
+  for (size_t i = 0; i < total; ++i) {
+    p.rows[i] = all[i].first.first;
+    p.cols[i] = all[i].first.second;
+    p.values[i] = all[i].second;
+  }
+  p.rechecked = rechecked;
+}
+
 }  // namespace gm

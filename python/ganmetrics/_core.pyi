@@ -54,3 +54,8 @@ def mmd_subsets(
     y_index: npt.NDArray[np.int64], kind: int, gamma: float, coef0: float = ..., degree: int = ...,
     float32_products: bool = ..., progress: npt.NDArray[np.int64] | None = ...,
 ) -> F64: ...
+def pairs_within(
+    x: np.ndarray, xcode: int, y: np.ndarray, ycode: int, center: F64 | None, row_radius2: F64 | None = ...,
+    col_radius2: F64 | None = ..., workspace_bytes: int = ..., max_tile_rows: int = ..., max_tile_cols: int = ...,
+    progress: npt.NDArray[np.int64] | None = ...,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], F64, int]: ...

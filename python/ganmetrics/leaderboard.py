@@ -27,12 +27,11 @@ from ganmetrics._arrays import Features
 from ganmetrics._io import atomic_write
 from ganmetrics._progress import steps
 from ganmetrics.metrics.bootstrap import KNN_METRICS, RANGES, Interval, _interval
-from ganmetrics.metrics.frechet import _Side
-from ganmetrics.metrics.knn import prdc_features
-from ganmetrics.paired import INTERVAL_METRICS, LOWER_IS_BETTER, Comparison, _better_key, _idx, _sub, compare
+from ganmetrics.engines import HostEngine
+from ganmetrics.metrics.rounds import FixedRealFrechet, check_round_k, knn_rounds
+from ganmetrics.paired import INTERVAL_METRICS, LOWER_IS_BETTER, Comparison, _better_key, _idx, compare
 from ganmetrics.reference import Reference
 from ganmetrics.report import check_metrics
-from ganmetrics.stats import FeatureStats
 
 # ---------------------------------------------------------------------------------------------- leaderboard
 @dataclass
@@ -225,15 +224,15 @@ def _fake_intervals(ref: Reference, ff: Features, metrics: list[str], rep, k: in
     idx = [_idx(rng, ff.n, m) for _ in range(n_boot)]
     out = {}
     if "fid" in metrics:
-        thetas = ref.fd_reference().distances([_Side.of(s, "fake covariance") for s in FeatureStats.of_subsets(ff, idx)])
-        out["fid"] = _interval(rep["fid"], np.asarray(thetas), fraction, confidence, RANGES["fid"])
+        fd = FixedRealFrechet(ref.stats, ff)
+        thetas, errors = zip(*(fd.distance(i) for i in idx))
+        out["fid"] = _interval(rep["fid"], np.asarray(thetas), fraction, confidence, RANGES["fid"], max(errors))
     knn = [x for x in metrics if x in KNN_METRICS]
     if knn:
-        thetas = {x: [] for x in knn}
-        for i in idx:
-            res = prdc_features(ref.features, _sub(ff, i, "fake"), k, progress=False, real_radii2=ref.radii2[k])
-            for x in knn:
-                thetas[x].append(res[x])
+        eng = HostEngine(progress=False)
+        fr, fs = eng.sets({"real": ref.features, "fake": ff})
+        check_round_k(k, [m], "fake")
+        per_round, _ = knn_rounds(eng, fr, fs, k, None, idx, knn, real_radii2=ref.radii2[k])
         for x in knn:
-            out[x] = _interval(rep[x], np.asarray(thetas[x]), fraction, confidence, RANGES[x])
+            out[x] = _interval(rep[x], np.asarray([r[x] for r in per_round]), fraction, confidence, RANGES[x])
     return out

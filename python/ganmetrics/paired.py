@@ -19,7 +19,9 @@ from ganmetrics._arrays import Features
 from ganmetrics._progress import steps
 from ganmetrics.metrics.bootstrap import KNN_METRICS, _interval
 from ganmetrics.metrics.frechet import _Reference, _Side
+from ganmetrics.engines import HostEngine
 from ganmetrics.metrics.knn import exact_radii2, prdc_features
+from ganmetrics.metrics.rounds import SideRounds, knn_rounds
 from ganmetrics.stats import FeatureStats
 
 INTERVAL_METRICS = ("fid", *KNN_METRICS)
@@ -100,16 +102,30 @@ def compare(ref: Any, fake_a: Any, fake_b: Any, metric: str = "fid", *, n_boot: 
                          ref.radii2.get(k))
     rng = np.random.default_rng(seed)
     m_r, m_a, m_b = (max(k + 2, int(round(fraction * n))) for n in (real.n, fa.n, fb.n))
-    diffs = []
-    for _ in steps(range(n_boot), n_boot, f"paired bootstrap ({metric})", unit="rounds", progress=progress):
-        ra = _sub(real, _idx(rng, real.n, m_r), "real")
-        sa, sb = _sub(fa, _idx(rng, fa.n, m_a), "fake A"), _sub(fb, _idx(rng, fb.n, m_b), "fake B")
-        if paired:
-            va, vb = _round_values(metric, k, ra, [sa, sb])
-        else:
-            rb = _sub(real, _idx(rng, real.n, m_r), "real")
-            va, vb = _round_values(metric, k, ra, [sa])[0], _round_values(metric, k, rb, [sb])[0]
-        diffs.append(va - vb)
+    draws: dict[str, list[np.ndarray]] = {"real a": [], "a": [], "b": [], "real b": []}
+    for _ in range(n_boot):
+        draws["real a"].append(_idx(rng, real.n, m_r))
+        draws["a"].append(_idx(rng, fa.n, m_a))
+        draws["b"].append(_idx(rng, fb.n, m_b))
+        draws["real b"].append(draws["real a"][-1] if paired else _idx(rng, real.n, m_r))
+    if metric == "fid":
+        diffs = []
+        for ra, ia, ib, rb in steps(zip(*draws.values()), n_boot, f"paired bootstrap ({metric})", unit="rounds",
+                                    progress=progress):
+            sa, sb = _sub(fa, ia, "fake A"), _sub(fb, ib, "fake B")
+            if paired:
+                va, vb = _round_values(metric, k, _sub(real, ra, "real"), [sa, sb])
+            else:
+                va, vb = _round_values(metric, k, _sub(real, ra, "real"), [sa])[0], _round_values(
+                    metric, k, _sub(real, rb, "real"), [sb])[0]
+            diffs.append(va - vb)
+    else:  # every round of both generators from one augmented pass each (metrics/rounds.py)
+        eng = HostEngine(progress=progress)
+        fr, sa, sb = eng.sets({"real": real, "fake A": fa, "fake B": fb})
+        shared = SideRounds(eng, fr, k, eng.center(fr, sa, sb), draws["real a"], n_boot) if paired else None
+        va, _ = knn_rounds(eng, fr, sa, k, draws["real a"], draws["a"], (metric,), real_side=shared)
+        vb, _ = knn_rounds(eng, fr, sb, k, draws["real b"], draws["b"], (metric,), real_side=shared)
+        diffs = [a[metric] - b[metric] for a, b in zip(va, vb)]
     diffs = np.asarray(diffs)
     iv = _interval(full[0] - full[1], diffs, fraction, confidence)
     scale = np.sqrt(fraction / (1.0 - fraction))

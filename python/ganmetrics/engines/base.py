@@ -383,6 +383,15 @@ class Engine(abc.ABC):
         """The k nearest rows of y (all of x's own rows but itself when y is None) of every row of x:
         (squared distances, indices, float64 evaluations)."""
 
+    rounds = False  # whether pairs_pass exists: half-sampling rounds answered from one pass (metrics/rounds.py)
+
+    def pairs_pass(self, x: Any, y: Any, center: np.ndarray, row_radius2: np.ndarray | None,
+                   col_radius2: np.ndarray | None, desc: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every pair (row q of x, row c of y) with f(q, c) <= max(row_radius2[q], col_radius2[c]) (a negative
+        entry selects nothing), as (q, c, exact float64 f), sorted by (q, c). Engines without it leave
+        ``rounds`` False and the rounds are recomputed."""
+        raise NotImplementedError(f"the {self.name} engine has no pairs pass")
+
     @abc.abstractmethod
     def cross_pass(self, x, y, center, *, desc: str = "", **kw) -> dict:
         """One x-by-y pass of the cross kernel (the outputs of :meth:`cross`, over the given rows)."""

@@ -51,6 +51,17 @@ class HostEngine(Engine):
         return counted(lambda c: _core.cross(x.array, x.code, y.array, y.code, center, **kw, **self._tiles(),
                                              progress=c), x.n, desc or "cross pass", progress=self.progress)
 
+    rounds = True
+
+    def pairs_pass(self, x: Features, y: Features, center: np.ndarray, row_radius2: np.ndarray | None,
+                   col_radius2: np.ndarray | None, desc: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows, cols, values, evaluated = counted(
+            lambda c: _core.pairs_within(x.array, x.code, y.array, y.code, center, row_radius2, col_radius2,
+                                         **self._tiles(), progress=c), x.n, desc or "candidate pairs",
+            progress=self.progress)
+        self.evaluations += int(evaluated)
+        return rows, cols, values
+
     def kernel_sum(self, a: Features, b: Features, self_pass: bool, include_diagonal: bool, kernel: tuple,
                    float32_products: bool, desc: str = "") -> float:
         """The sum of the kernel over the pairs of rows of a and b (within a when ``self_pass``)."""

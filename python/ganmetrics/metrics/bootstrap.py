@@ -38,6 +38,7 @@ from ganmetrics._progress import steps
 from ganmetrics.engines import Engine, Set
 from ganmetrics.metrics.frechet import _Reference, _Side, stats_distance
 from ganmetrics.metrics.knn import prdc_values, real_fake_pass
+from ganmetrics.metrics.rounds import FixedRealFrechet, check_round_k, knn_rounds
 from ganmetrics.stats import stats_of, subset_stats
 
 KNN_METRICS = ("precision", "recall", "density", "coverage")
@@ -57,6 +58,7 @@ class Interval:
     bias: float
     debiased: float
     n_boot: int
+    round_error: float = 0.0  # bound on the rounding error of each round's value (0: the rounds' own exact route)
 
     def __float__(self) -> float:
         return self.value
@@ -72,7 +74,7 @@ RANGES = {"fid": (0.0, np.inf), "precision": (0.0, 1.0), "recall": (0.0, 1.0), "
 
 
 def _interval(full: float, thetas: np.ndarray, fraction: float, confidence: float,
-              bounds: tuple[float, float] = (-np.inf, np.inf)) -> Interval:
+              bounds: tuple[float, float] = (-np.inf, np.inf), round_error: float = 0.0) -> Interval:
     scale = np.sqrt(fraction / (1.0 - fraction))
     dev = thetas - thetas.mean()
     alpha = (1.0 - confidence) / 2.0
@@ -87,7 +89,7 @@ def _interval(full: float, thetas: np.ndarray, fraction: float, confidence: floa
     return Interval(
         value=float(full), low=float(low), high=float(high), confidence=confidence,
         std=float(scale * thetas.std(ddof=1)) if len(thetas) > 1 else 0.0, bias=bias, debiased=float(full - bias),
-        n_boot=len(thetas),
+        n_boot=len(thetas), round_error=float(round_error),
     )
 
 
@@ -146,17 +148,31 @@ def bootstrap(
         out["fid"] = _fid_interval(eng, fr, ff, real_idx, fake_idx, resample, fraction, confidence, progress)
     knn = [m for m in metrics if m in KNN_METRICS]
     if knn:
-        full = _prdc(eng, fr, ff, k)
-        thetas = {m: [] for m in knn}
-        quiet = engines.select(real, fake, group=group, engine=engine, progress=False, call=call)  # one bar for the rounds
-        for ri, fi in steps(zip(real_idx, fake_idx), n_boot, "bootstrap rounds (PRDC)", unit="rounds",
-                            progress=progress):
-            res = _prdc(quiet, quiet.subset(fr, ri, "real"), quiet.subset(ff, fi, "fake"), k)
-            for m in knn:
-                thetas[m].append(res[m])
+        out_pass, real_r2, info = real_fake_pass(eng, fr, ff, k, fake_radii=True, col_min=True, strict=False)
+        full = prdc_values(eng, fr, ff, out_pass, real_r2, info)
+        real_draws = None if resample == "fake" else real_idx
+        if eng.rounds and not eng.distributed:  # every round from one augmented pass (metrics/rounds.py)
+            check_round_k(k, [m_fake] if resample == "fake" else [m_real, m_fake], "real or fake")
+            per_round, _ = knn_rounds(eng, fr, ff, k, real_draws, fake_idx, knn,
+                                      real_radii2=real_r2 if real_draws is None else None)
+        else:
+            quiet = engines.select(real, fake, group=group, engine=engine, progress=False, call=call)
+            per_round = recomputed_rounds(quiet, fr, ff, k, real_idx, fake_idx, knn, progress)
         for m in knn:
-            out[m] = _interval(full[m], np.asarray(thetas[m]), fraction, confidence, RANGES[m])
+            out[m] = _interval(full[m], np.asarray([r[m] for r in per_round]), fraction, confidence, RANGES[m])
     return out
+
+
+def recomputed_rounds(eng: Engine, fr: Set, ff: Set, k: int, real_idx, fake_idx, names, progress=None
+                      ) -> list[dict[str, float]]:
+    """Each round's k-NN metrics recomputed from the drawn rows (engines without a pairs pass, and the reference
+    the one-pass rounds are tested against)."""
+    rounds = []
+    for ri, fi in steps(zip(real_idx, fake_idx), len(fake_idx), "bootstrap rounds (PRDC)", unit="rounds",
+                        progress=progress):
+        res = _prdc(eng, eng.subset(fr, ri, "real"), eng.subset(ff, fi, "fake"), k)
+        rounds.append({m: res[m] for m in names})
+    return rounds
 
 
 def _prdc(eng: Engine, fr: Set, ff: Set, k: int):
@@ -169,8 +185,13 @@ def _fid_interval(eng: Engine, fr: Set, ff: Set, real_idx, fake_idx, resample, f
     fake_full = stats_of(eng, eng.as_input(ff.local), "fake", engine=eng.moments_engine)
     ref = _Reference(_Side.of(real_full, "real covariance"))
     full = ref.distance(_Side.of(fake_full, "fake covariance"))
-    fake_stats = subset_stats(eng, ff, fake_idx)
     rounds = len(fake_idx)
+    if resample == "fake" and eng.rounds and not eng.distributed:  # the fake rows projected once (rounds.py)
+        fd = FixedRealFrechet(real_full, ff.local)
+        thetas, errors = zip(*(fd.distance(i) for i in steps(fake_idx, rounds, "bootstrap rounds (FID)",
+                                                                unit="rounds", progress=progress)))
+        return _interval(full, np.asarray(thetas), fraction, confidence, RANGES["fid"], max(errors))
+    fake_stats = subset_stats(eng, ff, fake_idx)
     if resample == "fake":
         thetas = [ref.distance(_Side.of(s, "fake covariance"))
                   for s in steps(fake_stats, rounds, "bootstrap rounds (FID)", unit="rounds", progress=progress)]
