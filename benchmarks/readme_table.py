@@ -85,6 +85,22 @@ def table(rows) -> str:
     if ("fdinf/ganmetrics", 10000) in rows:
         add("FD∞, 15 sizes, 10,000 × 2048", "fdinf/ganmetrics", "fdinf/15-independent-fids", "15 independent FIDs",
             10000, "{:.1f} s")
+    for label, what in (("fid+prdc", "FID + PRDC"), ("prdc", "PRDC"), ("fid", "FID")):
+        one, values = f"intervals/{label}/one-pass", f"intervals/{label}/values"
+        if (one, 10000) in rows and (values, 10000) in rows:
+            ratio = t(one, 10000) / t(values, 10000)
+            task = (f"`evaluate_many`, {what} with 95 % intervals (50 rounds), one generator of 10,000 × 2048 "
+                    f"({ratio:.2f}× the values alone, {t(values, 10000):.1f} s)")
+            if (f"intervals/{label}/recomputed", 10000) in rows:
+                add(task, one, f"intervals/{label}/recomputed", "every round recomputed (the previous implementation)",
+                    10000, "{:.1f} s")
+            else:
+                out.append(f"| {task} | {t(one, 10000):.1f} s | | | |")
+    if ("intervals/bootstrap-prdc/one-pass", 10000) in rows:
+        one, values = "intervals/bootstrap-prdc/one-pass", "intervals/bootstrap-prdc/values"
+        out.append(f"| `gm.bootstrap` of precision, recall, density, coverage (50 rounds, both sets resampled), "
+                   f"10,000 vs 10,000 × 2048 ({t(one, 10000) / t(values, 10000):.2f}× one `gm.prdc`, "
+                   f"{t(values, 10000):.1f} s) | {t(one, 10000):.1f} s | | | |")
     return "\n".join(out)
 
 

@@ -145,7 +145,9 @@ def test_leaderboard_outputs_and_ranking(sets, tmp_path):
         assert e.values == dict(expect)
         for m in board.metrics:
             iv = e.intervals[m]
-            assert iv.low <= e.values[m] <= iv.high and iv.n_boot == 20
+            assert iv.low <= e.values[m] <= iv.high
+            # FID's interval by the delta method (one pass), the k-NN metrics' by 20 half-sampling rounds
+            assert (iv.method, iv.n_boot) == (("delta", 0) if m == "fid" else ("half-sampling", 20))
     assert len(board.neighbours) == 2 and board.neighbours[0][2].distinguishable
     by_precision = gm.evaluate_many(ref, fakes, sort="precision", n_boot=0)
     precisions = [e.values["precision"] for e in by_precision.entries]
@@ -231,6 +233,11 @@ def test_cli_reference_and_leaderboard(sets, tmp_path):
     assert data["entries"][0]["name"] == "same.npy" and (tmp_path / "h" / "index.html").exists()
     expect = gm.evaluate(real, fakes["same"], metrics=["fid", "precision", "recall"])
     assert data["entries"][0]["values"] == dict(expect)
+    assert data["entries"][0]["intervals"]["fid"]["method"] == "delta" and data["info"]["fid_method"] == "auto"
+    rounds = subprocess.run(run + ["leaderboard", str(tmp_path / "r.gmref"), str(tmp_path / "same.npy"), "--n-boot", "5",
+                                   "--fid-method", "half-sampling", "--json"], capture_output=True, text=True)
+    assert rounds.returncode == 0, rounds.stderr
+    assert json.loads(rounds.stdout)["entries"][0]["intervals"]["fid"]["method"] == "half-sampling"
     bad = subprocess.run(run + ["leaderboard", str(tmp_path / "real.npy"), str(tmp_path / "same.npy")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "not a readable reference" in bad.stderr

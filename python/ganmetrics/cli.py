@@ -46,6 +46,7 @@ from ganmetrics.extraction import run_input
 from ganmetrics.extractors.preprocess import CONVENTIONS, DEFAULT, PEER_OF
 from ganmetrics.images import is_image_input
 from ganmetrics.leaderboard import evaluate_many
+from ganmetrics.metrics.delta import FID_METHODS
 from ganmetrics.metrics.frechet import fid
 from ganmetrics.metrics.kernel import kid
 from ganmetrics.metrics.knn import prdc
@@ -234,10 +235,15 @@ def _metric_list(text: str) -> list[str]:
 def _cmd_compare(args) -> dict:
     metrics = _metric_list(args.metrics)
     real, fake, info = _sides(args, "features")
-    report = evaluate(real, fake, metrics=metrics, k=args.k, seed=args.seed, progress=_progress(args))
+    report = evaluate(real, fake, metrics=metrics, k=args.k, seed=args.seed, progress=_progress(args),
+                      n_boot=args.n_boot, fid_method=args.fid_method)
     out = dict(report)
     if "kid_estimate" in report.info:
         out["kid_estimate"] = report.info["kid_estimate"]
+    if report.intervals:
+        out["intervals"] = {m: {"low": iv.low, "high": iv.high, "method": iv.method}
+                            for m, iv in report.intervals.items()}
+        out["intervals_note"] = report.info["intervals"]
     out.update(info)
     out["seconds"] = sum(report.info["seconds"].values())
     return out
@@ -283,7 +289,7 @@ def _cmd_leaderboard(args) -> dict:
     kw = _image_kw(args) if images else {}
     metrics = _metric_list(args.metrics) if args.metrics is not None else None
     board = evaluate_many(ref, names, metrics, sort=args.sort, n_boot=args.n_boot, seed=args.seed,
-                          progress=_progress(args), **kw)
+                          fid_method=args.fid_method, progress=_progress(args), **kw)
     if args.html:
         board.to_html(args.html)
     if args.csv:
@@ -454,6 +460,14 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--k", type=_count(1), default=default, metavar="K",
                         help=f"neighbours for the k-NN radii (default {default}, as in the papers)")
 
+    def interval_options(sp):
+        sp.add_argument("--n-boot", type=_count(0), default=50, metavar="N",
+                        help="bootstrap rounds for the 95 %% intervals (and a leaderboard's comparisons) of FID and "
+                             "the k-NN metrics (default 50; 0: values only)")
+        sp.add_argument("--fid-method", default="auto", choices=FID_METHODS,
+                        help="FID's intervals and comparisons: the delta method (one pass over the rows), "
+                             "half-sampling rounds, or auto (default: the delta method where it applies)")
+
     sp = sub.add_parser("fid", help="Fréchet distance between two feature or statistics files",
                         description="Fréchet distance (FID for Inception features) between two sets: lower is "
                                     "better, 0 for identical statistics.")
@@ -503,7 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
                          f"(default: {DEFAULT_METRICS})")
     k_option(sp, 5)
     sp.add_argument("--seed", type=_count(0), default=0, metavar="SEED",
-                    help="seed for PRD's k-means (KID uses torch-fidelity's subsets, seed 2020)")
+                    help="seed for the bootstrap rounds and PRD's k-means (KID uses torch-fidelity's subsets, seed "
+                         "2020)")
+    interval_options(sp)
     images(sp)
     common(sp)
     sp.set_defaults(func=_cmd_compare)
@@ -529,8 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("fakes", metavar="FAKE", nargs="+", help="generated sets: " + FEATURES_HELP)
     sp.add_argument("--metrics", default=None, metavar="LIST", help="default: the reference's metrics")
     sp.add_argument("--sort", default=None, metavar="METRIC", help="ranking metric (default: the first metric)")
-    sp.add_argument("--n-boot", type=_count(0), default=50, metavar="N",
-                    help="bootstrap rounds for the intervals and comparisons (default 50; 0: none)")
+    interval_options(sp)
     sp.add_argument("--seed", type=_count(0), default=0, metavar="SEED", help="bootstrap seed")
     sp.add_argument("--html", default=None, metavar="DIR", help="also write DIR/index.html with a plot")
     sp.add_argument("--csv", default=None, metavar="FILE", help="also write the table as CSV")

@@ -32,6 +32,7 @@ class Row:
     generator: str
     step: int | None
     values: dict = field(default_factory=dict)
+    intervals: dict = field(default_factory=dict)  # metric -> Interval (95 %, the real set fixed)
 
 
 class Evaluator:
@@ -54,7 +55,8 @@ class Evaluator:
         # the real side of every comparison, computed once (statistics, factorization, k-NN radii)
         self.reference = gm.Reference.build(self.real, metrics=METRICS, k=5)
 
-    def evaluate(self, samples: np.ndarray) -> dict:
+    def evaluate(self, samples: np.ndarray) -> tuple[dict, dict]:
+        """The metric values and the intervals the reference reports with them."""
         # KID: the exact full-set estimate, these sets are small
         if self.model == "digits":
             feats = self.extractor.features(samples)
@@ -62,11 +64,11 @@ class Evaluator:
             out = dict(rep)
             out["inception_score"] = gm.inception_score(self.extractor.probs(samples), splits=10).mean
             out["classes_covered"] = int(len(np.unique(self.extractor.predict(samples))))
-            return out
+            return out, rep.intervals
         rep = self.reference.evaluate(samples, kid_subsets=None)
         out = dict(rep)
         out.update(self.mixture.truth(samples))
-        return out
+        return out, rep.intervals
 
 
 DEGRADED_PER_MODEL = {"toy": 7, "digits": 5}
@@ -126,7 +128,7 @@ def run_demo(out_dir: str = "ganmetrics-demo", train: bool = False, n: int = 200
             ev = evaluators.setdefault(model, Evaluator(model, n))
             g = zoo.generator(model, loss, step, result=runs[(model, loss)])
             x = g.sample(ev.n, seed=0)
-            rows.append(Row(model, loss, step, ev.evaluate(x)))
+            rows.append(Row(model, loss, step, *ev.evaluate(x)))
             if step == max(runs[(model, loss)].checkpoints):
                 samples_for_plots[(model, loss)] = x
             bar.update(1)
@@ -137,7 +139,7 @@ def run_demo(out_dir: str = "ganmetrics-demo", train: bool = False, n: int = 200
             best.label = f"{loss} (best)"
             for deg in _degraded(model, best, ev):
                 x = deg.sample(ev.n, seed=0)
-                rows.append(Row(model, deg.label, None, ev.evaluate(x)))
+                rows.append(Row(model, deg.label, None, *ev.evaluate(x)))
                 samples_for_plots[(model, deg.label)] = x
                 bar.update(1)
     _print_table(rows)
@@ -199,10 +201,11 @@ def validation(rows: list[Row]) -> list[tuple[str, str, str, bool]]:
 
 
 # ------------------------------------------------------------------ terminal table
-def _fmt(v) -> str:
+def _fmt(v, iv=None) -> str:
+    """A value; with its interval, the interval's half-width beside it (the table's intervals are 95 %)."""
     if isinstance(v, (int, np.integer)):
         return str(v)
-    return f"{v:.4g}"
+    return f"{v:.4g}" if iv is None else f"{v:.4g} ±{(iv.high - iv.low) / 2:.2g}"
 
 
 def _table_rows(rows: list[Row], model: str, final_only: bool = True) -> tuple[list[str], list[list[str]]]:
@@ -215,7 +218,8 @@ def _table_rows(rows: list[Row], model: str, final_only: bool = True) -> tuple[l
         sel = [r for r in sel if r.step is None or r.step == last[r.generator]]
     keys = list(sel[0].values)
     header = ["generator", "step"] + keys
-    body = [[r.generator, "" if r.step is None else str(r.step)] + [_fmt(r.values[k]) for k in keys] for r in sel]
+    body = [[r.generator, "" if r.step is None else str(r.step)] + [_fmt(r.values[k], r.intervals.get(k)) for k in keys]
+            for r in sel]
     return header, body
 
 
@@ -223,7 +227,8 @@ def _print_table(rows: list[Row]) -> None:
     for model in zoo.MODELS:
         header, body = _table_rows(rows, model)
         widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
-        print(f"\n{model}: final checkpoints and degraded generators")
+        print(f"\n{model}: final checkpoints and degraded generators (± half the 95 % interval, the real set "
+              "fixed)")
         print("  ".join(h.rjust(w) for h, w in zip(header, widths)))
         for b in body:
             print("  ".join(c.rjust(w) for c, w in zip(b, widths)))

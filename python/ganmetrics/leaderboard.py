@@ -26,10 +26,9 @@ from ganmetrics import __version__
 from ganmetrics._arrays import Features
 from ganmetrics._io import atomic_write
 from ganmetrics._progress import steps
-from ganmetrics.metrics.bootstrap import KNN_METRICS, RANGES, Interval, _interval
-from ganmetrics.engines import HostEngine
-from ganmetrics.metrics.rounds import FixedRealFrechet, check_round_k, knn_rounds
-from ganmetrics.paired import INTERVAL_METRICS, LOWER_IS_BETTER, Comparison, _better_key, _idx, compare
+from ganmetrics.metrics.bootstrap import Interval, check_interval_args
+from ganmetrics.metrics.delta import DeltaUnavailable, GeneratorTerms
+from ganmetrics.paired import INTERVAL_METRICS, LOWER_IS_BETTER, Comparison, _better_key, _delta_comparison, compare
 from ganmetrics.reference import Reference
 from ganmetrics.report import check_metrics
 
@@ -167,10 +166,11 @@ class Leaderboard:
 def evaluate_many(ref: Reference, fakes: Mapping[str, Any] | Sequence[Any], metrics: Sequence[str] | None = None, *,
                   sort: str | None = None, n_boot: int = 50, fraction: float = 0.5, confidence: float = 0.95,
                   seed: int = 0, k: int | None = None, compare_neighbours: bool = True, force: bool = False,
-                  progress: bool | None = None, **image_kw: Any) -> Leaderboard:
+                  progress: bool | None = None, fid_method: str = "auto", **image_kw: Any) -> Leaderboard:
     """Every generator in ``fakes`` (a dict name -> features/images, or a list: named "0", "1", ...) against
     ``ref``; ``n_boot=0`` skips the intervals and comparisons. ``sort``: the ranking metric (default the
-    first of ``metrics``)."""
+    first of ``metrics``). ``fid_method``: FID's intervals and comparisons by the delta method or half-sampling
+    (see :func:`ganmetrics.bootstrap`); with intervals on, the k-NN values and their rounds share one pass."""
     named = dict(fakes) if isinstance(fakes, Mapping) else {str(i): f for i, f in enumerate(fakes)}
     if not named:
         raise ValueError("fakes is empty")
@@ -179,11 +179,10 @@ def evaluate_many(ref: Reference, fakes: Mapping[str, Any] | Sequence[Any], metr
     if sort not in metrics:
         raise ValueError(f"sort={sort!r} is not one of the metrics {metrics}")
     k = ref.k if k is None else int(k)
+    check_interval_args(n_boot, fraction, confidence, fid_method, allow_zero=True)
     boot = n_boot > 0
-    if boot and (isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2):
-        raise ValueError(f"n_boot must be 0 (no intervals) or an integer >= 2, got {n_boot!r}")
     image_kw = dict(image_kw)  # the extractor built for the first image input serves the others
-    entries, feats = [], {}
+    entries, feats, terms = [], {}, {}
     for name, fake in steps(named.items(), len(named), "evaluating generators", unit="generators", progress=progress):
         stats = ref._fake_stats(fake, force)
         if stats is not None:  # a statistics file: FID without an interval (resampling needs the features)
@@ -192,12 +191,9 @@ def evaluate_many(ref: Reference, fakes: Mapping[str, Any] | Sequence[Any], metr
         ref._require(metrics, k)
         ff = ref._fake(fake, force, image_kw, progress)
         feats[name] = ff
-        rep = ref._evaluate_features(ff, metrics, k, seed=seed, progress=progress)
-        entry = Entry(name, dict(rep))
-        if boot:
-            entry.intervals = _fake_intervals(ref, ff, [m for m in metrics if m in INTERVAL_METRICS], rep, k, n_boot,
-                                              fraction, confidence, seed)
-        entries.append(entry)
+        rep = ref._evaluate_features(ff, metrics, k, seed=seed, progress=progress, n_boot=n_boot, fraction=fraction,
+                                     confidence=confidence, fid_method=fid_method, name=name, terms=terms)
+        entries.append(Entry(name, dict(rep), rep.intervals))
     key = _better_key(sort)
     entries.sort(key=lambda e: key(e.values[sort]))
     neighbours = []
@@ -206,33 +202,24 @@ def evaluate_many(ref: Reference, fakes: Mapping[str, Any] | Sequence[Any], metr
             if a.name not in feats or b.name not in feats:
                 neighbours.append((a.name, b.name, None))
                 continue
-            neighbours.append((a.name, b.name, compare(ref, feats[a.name], feats[b.name], sort, n_boot=n_boot,
-                                                       fraction=fraction, confidence=confidence, seed=seed, k=k,
-                                                       progress=False)))
+            neighbours.append((a.name, b.name, _neighbours(ref, a, b, feats, terms, n_boot, fraction, confidence, seed,
+                                                           k, fid_method, sort)))
     info = {"n_real": ref.n, "n_boot": n_boot, "fraction": fraction, "k": k, "order": list(named),
-            "feature_extractor": ref.feature_extractor, "ganmetrics_version": __version__}
+            "fid_method": fid_method, "feature_extractor": ref.feature_extractor, "ganmetrics_version": __version__}
     return Leaderboard(entries, sort, confidence, metrics, neighbours, info)
 
 
-def _fake_intervals(ref: Reference, ff: Features, metrics: list[str], rep, k: int, n_boot: int, fraction: float,
-                    confidence: float, seed: int) -> dict[str, Interval]:
-    """Half-sampling intervals with the real set fixed: rounds reuse the real factorization and radii."""
-    if not metrics:
-        return {}
-    rng = np.random.default_rng(seed)
-    m = max(k + 2, int(round(fraction * ff.n)))
-    idx = [_idx(rng, ff.n, m) for _ in range(n_boot)]
-    out = {}
-    if "fid" in metrics:
-        fd = FixedRealFrechet(ref.stats, ff)
-        thetas, errors = zip(*(fd.distance(i) for i in idx))
-        out["fid"] = _interval(rep["fid"], np.asarray(thetas), fraction, confidence, RANGES["fid"], max(errors))
-    knn = [x for x in metrics if x in KNN_METRICS]
-    if knn:
-        eng = HostEngine(progress=False)
-        fr, fs = eng.sets({"real": ref.features, "fake": ff})
-        check_round_k(k, [m], "fake")
-        per_round, _ = knn_rounds(eng, fr, fs, k, None, idx, knn, real_radii2=ref.radii2[k])
-        for x in knn:
-            out[x] = _interval(rep[x], np.asarray([r[x] for r in per_round]), fraction, confidence, RANGES[x])
-    return out
+def _neighbours(ref: Reference, a: Entry, b: Entry, feats: dict[str, Features], terms: dict[str, GeneratorTerms],
+                n_boot: int, fraction: float, confidence: float, seed: int, k: int, fid_method: str,
+                sort: str) -> Comparison:
+    """The paired comparison of two neighbours in the ranking on ``sort`` (FID by the delta method from the terms
+    the generators' intervals already computed, where it applies)."""
+    if sort == "fid" and fid_method != "half-sampling":
+        try:
+            return _delta_comparison(terms[a.name], terms[b.name], [a.values["fid"], b.values["fid"]], confidence,
+                                     True)
+        except DeltaUnavailable:
+            if fid_method == "delta":
+                raise
+    return compare(ref, feats[a.name], feats[b.name], sort, n_boot=n_boot, fraction=fraction, confidence=confidence,
+                   seed=seed, k=k, progress=False, fid_method="half-sampling")

@@ -10,18 +10,20 @@ statistics, factored Fréchet side and radii.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any, Sequence
 
 import numpy as np
 
 from ganmetrics._arrays import Features
 from ganmetrics._progress import steps
-from ganmetrics.metrics.bootstrap import KNN_METRICS, _interval
+from ganmetrics.metrics.bootstrap import KNN_METRICS, RANGES, Interval, _interval, check_interval_args, delta_interval
 from ganmetrics.metrics.frechet import _Reference, _Side
-from ganmetrics.engines import HostEngine
-from ganmetrics.metrics.knn import exact_radii2, prdc_features
-from ganmetrics.metrics.rounds import SideRounds, knn_rounds
+from ganmetrics.engines import HostEngine, check_k
+from ganmetrics.metrics.delta import DeltaUnavailable, GeneratorTerms, normal_quantile, paired_se
+from ganmetrics.metrics.rounds import FixedRealFrechet, SideRounds, knn_rounds
 from ganmetrics.stats import FeatureStats
 
 INTERVAL_METRICS = ("fid", *KNN_METRICS)
@@ -41,6 +43,15 @@ def _idx(rng: np.random.Generator, n: int, m: int) -> np.ndarray:
     return np.sort(rng.choice(n, m, replace=False))
 
 
+def _round_size(n: int, k: int, fraction: float, name: str) -> int:
+    """Rows a half-sampling round draws from a set of ``n`` (a share ``fraction``, at least k + 2), fewer than n."""
+    m = max(k + 2, int(round(fraction * n)))
+    if m >= n:
+        raise ValueError(f"{name} has {n} samples: a bootstrap round draws {m} of them without replacement "
+                         f"(fraction {fraction}, at least k + 2 = {k + 2}), which needs more samples")
+    return m
+
+
 def _sub(f: Features, idx: np.ndarray, name: str) -> Features:
     return Features(np.ascontiguousarray(f.array[idx]), f.code, name)
 
@@ -58,7 +69,8 @@ class Comparison:
     confidence: float
     prob_a_better: float
     paired: bool
-    n_boot: int
+    n_boot: int  # rounds drawn (0 for the delta method)
+    method: str = "half-sampling"  # or "delta" (FID, metrics/delta.py)
 
     @property
     def distinguishable(self) -> bool:
@@ -66,42 +78,50 @@ class Comparison:
         return self.low > 0 or self.high < 0
 
 
-def _round_values(metric: str, k: int, real: Features, fakes: Sequence[Features],
-                  real_stats: FeatureStats | None = None, fd: _Reference | None = None,
-                  radii2: np.ndarray | None = None) -> list[float]:
-    """``metric`` of each fake set against one real set, sharing the real side's work between them."""
-    if metric == "fid":
-        fd = fd or _Reference(_Side.of(real_stats or FeatureStats.from_features(real), "real covariance"))
-        return fd.distances([_Side.of(FeatureStats.from_features(f), "fake covariance") for f in fakes])
-    r2 = exact_radii2(real, k) if radii2 is None else radii2
-    return [prdc_features(real, f, k, progress=False, real_radii2=r2)[metric] for f in fakes]
+def _fids(real: Features, fakes: Sequence[Features]) -> list[float]:
+    """FID of each fake set against one real set, sharing the real side's factorization between them."""
+    fd = _Reference(_Side.of(FeatureStats.from_features(real), "real covariance"))
+    return fd.distances([_Side.of(FeatureStats.from_features(f), "fake covariance") for f in fakes])
 
 
 def compare(ref: Any, fake_a: Any, fake_b: Any, metric: str = "fid", *, n_boot: int = 50,
             fraction: float = 0.5, confidence: float = 0.95, seed: int = 0, k: int | None = None, paired: bool = True,
-            force: bool = False, progress: bool | None = None, **image_kw: Any) -> Comparison:
+            force: bool = False, progress: bool | None = None, fid_method: str = "auto", **image_kw: Any) -> Comparison:
     """A against B on ``metric`` (fid, precision, recall, density, coverage) with a bootstrap that resamples the
     real set jointly for both (``paired=False``: independently for each, for comparison). Needs the real
     features in the reference. Half-sampling as in :func:`ganmetrics.bootstrap`: the interval is that of the
-    difference of the expected metrics at these sample sizes."""
+    difference of the expected metrics at these sample sizes. ``fid_method`` (FID only; see
+    :func:`ganmetrics.bootstrap`): the delta method takes each real row's influence on both FIDs, so the paired
+    difference's spread is Var(IF_A - IF_B) / n_real plus the generated sides' own; the probability that A is
+    better is then the normal one, Phi(-difference / se)."""
     if metric not in INTERVAL_METRICS:
         raise ValueError(f"metric must be one of {', '.join(INTERVAL_METRICS)}, got {metric!r}")
     if ref.features is None:
         raise ValueError("compare resamples the real set: build the reference with keep_features=True (or a "
                          "metric that needs the features)")
-    if not 0.0 < fraction < 1.0 or not 0.0 < confidence < 1.0:
-        raise ValueError(f"fraction and confidence must be in (0, 1), got {fraction} and {confidence}")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
-        raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
+    check_interval_args(n_boot, fraction, confidence, fid_method)
     k = ref.k if k is None else int(k)
     image_kw = dict(image_kw)  # the extractor built for A serves B
     fa = ref._fake(fake_a, force, image_kw, progress)
     fb = ref._fake(fake_b, force, image_kw, progress)
     real = ref.features
-    full = _round_values(metric, k, real, [fa, fb], ref.stats, ref.fd_reference() if metric == "fid" else None,
-                         ref.radii2.get(k))
+    if metric == "fid":
+        stats = [FeatureStats.from_features(f) for f in (fa, fb)]
+        full = ref.fd_reference().distances([_Side.of(s, "fake covariance") for s in stats])
+        if fid_method != "half-sampling":
+            try:
+                terms = [GeneratorTerms(ref.stats, real, s, f, name) for s, f, name in zip(stats, (fa, fb),
+                                                                                          ("fake A", "fake B"))]
+                return _delta_comparison(*terms, full, confidence, paired)
+            except DeltaUnavailable:
+                if fid_method == "delta":
+                    raise
+    else:
+        for n, name in ((real.n, "real"), (fa.n, "fake A"), (fb.n, "fake B")):
+            check_k(k, "k", n, name)
     rng = np.random.default_rng(seed)
-    m_r, m_a, m_b = (max(k + 2, int(round(fraction * n))) for n in (real.n, fa.n, fb.n))
+    m_r, m_a, m_b = (_round_size(n, k, fraction, name) for n, name in ((real.n, "real"), (fa.n, "fake A"),
+                                                                         (fb.n, "fake B")))
     draws: dict[str, list[np.ndarray]] = {"real a": [], "a": [], "b": [], "real b": []}
     for _ in range(n_boot):
         draws["real a"].append(_idx(rng, real.n, m_r))
@@ -114,18 +134,20 @@ def compare(ref: Any, fake_a: Any, fake_b: Any, metric: str = "fid", *, n_boot: 
                                     progress=progress):
             sa, sb = _sub(fa, ia, "fake A"), _sub(fb, ib, "fake B")
             if paired:
-                va, vb = _round_values(metric, k, _sub(real, ra, "real"), [sa, sb])
+                va, vb = _fids(_sub(real, ra, "real"), [sa, sb])
             else:
-                va, vb = _round_values(metric, k, _sub(real, ra, "real"), [sa])[0], _round_values(
-                    metric, k, _sub(real, rb, "real"), [sb])[0]
+                va, vb = _fids(_sub(real, ra, "real"), [sa])[0], _fids(_sub(real, rb, "real"), [sb])[0]
             diffs.append(va - vb)
-    else:  # every round of both generators from one augmented pass each (metrics/rounds.py)
+    else:  # the values and every round of both generators from one augmented pass each (metrics/rounds.py)
         eng = HostEngine(progress=progress)
         fr, sa, sb = eng.sets({"real": real, "fake A": fa, "fake B": fb})
-        shared = SideRounds(eng, fr, k, eng.center(fr, sa, sb), draws["real a"], n_boot) if paired else None
-        va, _ = knn_rounds(eng, fr, sa, k, draws["real a"], draws["a"], (metric,), real_side=shared)
-        vb, _ = knn_rounds(eng, fr, sb, k, draws["real b"], draws["b"], (metric,), real_side=shared)
-        diffs = [a[metric] - b[metric] for a, b in zip(va, vb)]
+        n_of = {"real a": real.n, "a": fa.n, "b": fb.n, "real b": real.n}
+        with_full = {key: [np.arange(n_of[key]), *d] for key, d in draws.items()}  # round 0: the full sets
+        shared = SideRounds(eng, fr, k, eng.center(fr, sa, sb), with_full["real a"], n_boot + 1) if paired else None
+        va, _ = knn_rounds(eng, fr, sa, k, with_full["real a"], with_full["a"], (metric,), real_side=shared)
+        vb, _ = knn_rounds(eng, fr, sb, k, with_full["real b"], with_full["b"], (metric,), real_side=shared)
+        full = [va[0][metric], vb[0][metric]]
+        diffs = [a[metric] - b[metric] for a, b in zip(va[1:], vb[1:])]
     diffs = np.asarray(diffs)
     iv = _interval(full[0] - full[1], diffs, fraction, confidence)
     scale = np.sqrt(fraction / (1.0 - fraction))
@@ -133,3 +155,68 @@ def compare(ref: Any, fake_a: Any, fake_b: Any, metric: str = "fid", *, n_boot: 
     a_better = spread < 0 if metric in LOWER_IS_BETTER else spread > 0
     prob = float(np.mean(a_better) + 0.5 * np.mean(spread == 0))
     return Comparison(metric, iv.value, iv.low, iv.high, confidence, prob, paired, n_boot)
+
+
+def _delta_comparison(a: GeneratorTerms, b: GeneratorTerms, full: Sequence[float], confidence: float,
+                      paired: bool) -> Comparison:
+    """FID(A) - FID(B) with the delta method's interval (see :func:`compare`)."""
+    # paired: the same real rows move both FIDs; unpaired: as if each had its own real sample
+    shared = paired_se(a.on_real, b.on_real) if paired else math.hypot(a.on_real.se, b.on_real.se)
+    se = math.hypot(shared, a.own.se, b.own.se)
+    diff = full[0] - full[1]
+    half = normal_quantile(confidence) * se
+    if se > 0:
+        prob = NormalDist().cdf(-diff / se)  # lower FID is better
+    else:
+        prob = 1.0 if diff < 0 else 0.0 if diff > 0 else 0.5
+    return Comparison("fid", float(diff), float(diff - half), float(diff + half), confidence, float(prob), paired, 0,
+                      "delta")
+
+
+def fixed_real_intervals(ref: Any, ff: Features, metrics: Sequence[str], fid_value: float | None, k: int,
+                         n_boot: int, fraction: float, confidence: float, seed: int, fid_method: str,
+                         terms: GeneratorTerms | None) -> tuple[dict[str, float], dict[str, Interval]]:
+    """Intervals against a reference's fixed real set (``metrics``: FID, with its value ``fid_value``, and k-NN
+    metrics), and the k-NN values: those and every round come from one augmented pass that reuses the real radii;
+    FID takes the delta method from ``terms`` (:func:`ganmetrics.bootstrap`'s ``fid_method``) or rounds that
+    reuse the real factorization."""
+    knn = [x for x in metrics if x in KNN_METRICS]
+    if knn:
+        check_k(k, "k", ff.n, "fake")
+    rng = np.random.default_rng(seed)
+    drawn: list[np.ndarray] = []
+
+    def draws() -> list[np.ndarray]:  # drawn once, when a half-sampling interval first needs them
+        if not drawn:
+            m = _round_size(ff.n, k, fraction, "fake")
+            drawn.extend(_idx(rng, ff.n, m) for _ in range(n_boot))
+        return drawn
+
+    out: dict[str, Interval] = {}
+    if "fid" in metrics:
+        out["fid"] = _fixed_fid_interval(ref, ff, fid_value, draws, fraction, confidence, fid_method, terms)
+    knn_values: dict[str, float] = {}
+    if knn:
+        eng = HostEngine(progress=False)
+        fr, fs = eng.sets({"real": ref.features, "fake": ff})
+        per_round, _ = knn_rounds(eng, fr, fs, k, None, [np.arange(ff.n), *draws()], knn,
+                                  real_radii2=ref.radii2.get(k))
+        knn_values = per_round[0]
+        for x in knn:
+            out[x] = _interval(knn_values[x], np.asarray([r[x] for r in per_round[1:]]), fraction, confidence,
+                               RANGES[x])
+    return knn_values, {x: out[x] for x in metrics}
+
+
+def _fixed_fid_interval(ref: Any, ff: Features, value: float, draws, fraction: float, confidence: float,
+                        fid_method: str, terms: GeneratorTerms | None) -> Interval:
+    if fid_method != "half-sampling":
+        try:
+            terms = terms or GeneratorTerms(ref.stats, ref.features, FeatureStats.from_features(ff), ff, "fake")
+            return delta_interval(value, [terms.own], confidence, RANGES["fid"])
+        except DeltaUnavailable:
+            if fid_method == "delta":
+                raise
+    fd = FixedRealFrechet(ref.stats, ff)
+    thetas, errors = zip(*(fd.distance(i) for i in draws()))
+    return _interval(value, np.asarray(thetas), fraction, confidence, RANGES["fid"], max(errors))

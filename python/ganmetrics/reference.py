@@ -32,10 +32,11 @@ from ganmetrics._image_inputs import IMAGE_KEYWORDS
 from ganmetrics._io import atomic_write, map_zip_member, member_header, npz_max_bytes
 from ganmetrics.engines import check_k
 from ganmetrics.images import is_image_input
-from ganmetrics.metrics.bootstrap import KNN_METRICS
+from ganmetrics.metrics.bootstrap import KNN_METRICS, check_interval_args, interval_note
+from ganmetrics.metrics.delta import GeneratorTerms
 from ganmetrics.metrics.frechet import _Reference, _Side, warn_small
 from ganmetrics.metrics.knn import exact_radii2
-from ganmetrics.paired import compare
+from ganmetrics.paired import compare, fixed_real_intervals
 from ganmetrics.report import DEFAULT_METRICS, Report, _evaluate, check_metrics
 from ganmetrics.stats import MAX_SAMPLES, FeatureStats, looks_like_statistics
 
@@ -159,14 +160,18 @@ class Reference:
 
     def evaluate(self, fake: Any, metrics: Sequence[str] | None = None, *, k: int | None = None, seed: int = 0,
                  kid_subsets: int | None = 100, kid_subset_size: int | None = None, kid_seed: int = 2020,
-                 force: bool = False, progress: bool | None = None, **image_kw: Any) -> Report:
+                 force: bool = False, progress: bool | None = None, n_boot: int = 50, fraction: float = 0.5,
+                 confidence: float = 0.95, fid_method: str = "auto", **image_kw: Any) -> Report:
         """What ``ganmetrics.evaluate(real, fake, ...)`` returns, reusing the real side (default: the
         reference's metrics and first k). ``fake``: features or images (read with ``image_kw`` and checked
-        against the reference's extractor unless ``force``)."""
+        against the reference's extractor unless ``force``). Intervals (``Report.intervals``; ``n_boot=0``: none)
+        hold the real set fixed, as a benchmark table does: only the generated samples are resampled, as in
+        ``ganmetrics.bootstrap(..., resample="fake")``. A fake given as statistics gets FID without an interval."""
         unknown = sorted(set(image_kw) - set(IMAGE_KEYWORDS))
         if unknown:
             raise TypeError(f"Reference.evaluate got unexpected keyword argument(s) {unknown}")
         metrics = check_metrics(self.metrics if metrics is None else metrics)
+        check_interval_args(n_boot, fraction, confidence, fid_method, allow_zero=True)
         k = self.k if k is None else int(k)
         stats = self._fake_stats(fake, force)
         if stats is not None:
@@ -174,16 +179,29 @@ class Reference:
         self._require(metrics, k)
         return self._evaluate_features(self._fake(fake, force, image_kw, progress), metrics, k, seed=seed,
                                        kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, kid_seed=kid_seed,
-                                       progress=progress)
+                                       progress=progress, n_boot=n_boot, fraction=fraction, confidence=confidence,
+                                       fid_method=fid_method)
 
     def _evaluate_features(self, ff: Features, metrics: list[str], k: int, *, seed: int = 0,
                            kid_subsets: int | None = 100, kid_subset_size: int | None = None, kid_seed: int = 2020,
-                           progress: bool | None = None) -> Report:
-        """``evaluate`` on validated fake features (``_require`` already checked)."""
-        return _evaluate(self.features, ff, metrics, k=k, seed=seed, kid_subsets=kid_subsets,
-                         kid_subset_size=kid_subset_size, kid_seed=kid_seed, progress=progress, real_stats=self.stats,
-                         fd_reference=self.fd_reference() if "fid" in metrics else None,
-                         real_radii2=self.radii2.get(k))
+                           progress: bool | None = None, n_boot: int = 0, fraction: float = 0.5,
+                           confidence: float = 0.95, fid_method: str = "auto", name: str = "fake",
+                           terms: dict[str, GeneratorTerms] | None = None) -> Report:
+        """``evaluate`` on validated fake features (``_require`` already checked). ``terms``: receives FID's delta
+        terms of the generator under ``name``, for comparisons that reuse them."""
+        def source(fid_value, stats, knn):
+            own = GeneratorTerms(self.stats, self.features, stats[1], ff, f"generator {name!r}") if stats else None
+            if own is not None and terms is not None:
+                terms[name] = own
+            return fixed_real_intervals(self, ff, (["fid"] if stats else []) + knn, fid_value, k, n_boot, fraction,
+                                        confidence, seed, fid_method, own)
+        rep = _evaluate(self.features, ff, metrics, k=k, seed=seed, kid_subsets=kid_subsets,
+                        kid_subset_size=kid_subset_size, kid_seed=kid_seed, progress=progress, real_stats=self.stats,
+                        fd_reference=self.fd_reference() if "fid" in metrics else None,
+                        real_radii2=self.radii2.get(k), intervals=source if n_boot else None)
+        if rep.intervals:
+            rep.info["intervals"] = interval_note(rep.intervals, n_boot, fraction, "real set fixed")
+        return rep
 
     def _evaluate_stats(self, stats: FeatureStats, metrics: list[str], k: int, seed: int) -> Report:
         if metrics != ["fid"]:

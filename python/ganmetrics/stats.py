@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import threading
-import zipfile
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np

@@ -21,25 +21,33 @@ per side, fractions 0.5 and 0.3. 90 % intervals for FID contain the Monte-Carlo 
 share of 100 independent data sets within the binomial band 0.90 +- 3 sd ([0.81, 0.99]); ``std``
 is within [0.8, 1.25] of FID's Monte-Carlo standard deviation; ``bias`` averages to the
 Monte-Carlo bias within 25 % and ``debiased`` to FID_inf within 3 standard errors.
+
+FID by default (``fid_method="auto"``) takes the delta method of :mod:`ganmetrics.metrics.delta` instead: the same
+quantity (an interval for the expected FID at the given sample sizes, with its bias) from one pass over the rows,
+where the rounds pay one eigendecomposition each; it passes the same Monte-Carlo tests (tests/test_bootstrap.py,
+tests/test_delta.py) and falls back to the rounds where it does not apply (``Interval.method`` says which).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ganmetrics import engines
 from ganmetrics._image_inputs import accepts_images
 from ganmetrics._progress import steps
-from ganmetrics.engines import Engine, Set
+from ganmetrics.engines import Engine, Set, check_k
+from ganmetrics._arrays import Features
+from ganmetrics.metrics.delta import DeltaUnavailable, SideTerms, check_fid_method, normal_quantile, side_terms
 from ganmetrics.metrics.frechet import _Reference, _Side, stats_distance
 from ganmetrics.metrics.knn import prdc_values, real_fake_pass
 from ganmetrics.metrics.rounds import FixedRealFrechet, check_round_k, knn_rounds
-from ganmetrics.stats import stats_of, subset_stats
+from ganmetrics.stats import FeatureStats, stats_of, subset_stats
 
 KNN_METRICS = ("precision", "recall", "density", "coverage")
 
@@ -57,8 +65,9 @@ class Interval:
     std: float
     bias: float
     debiased: float
-    n_boot: int
+    n_boot: int  # rounds drawn (0 for the delta method)
     round_error: float = 0.0  # bound on the rounding error of each round's value (0: the rounds' own exact route)
+    method: str = "half-sampling"  # or "delta" (FID's first-order expansion, metrics/delta.py)
 
     def __float__(self) -> float:
         return self.value
@@ -73,6 +82,15 @@ RANGES = {"fid": (0.0, np.inf), "precision": (0.0, 1.0), "recall": (0.0, 1.0), "
           "density": (0.0, np.inf)}
 
 
+def _check_debiased(full: float, bias: float, bounds: tuple[float, float]) -> None:
+    # one message for every metric and value, so the warnings filter shows it once per call site, not per metric
+    if not bounds[0] <= full - bias <= bounds[1]:
+        warnings.warn("a debiased value (the value minus its estimated small-sample bias) lies outside its metric's "
+                      "range: the estimated bias is larger than the distance from the value to the end of the range, "
+                      "so this sample size does not resolve it; Interval.debiased is reported unclipped, as an "
+                      "estimate", BiasWarning, stacklevel=4)
+
+
 def _interval(full: float, thetas: np.ndarray, fraction: float, confidence: float,
               bounds: tuple[float, float] = (-np.inf, np.inf), round_error: float = 0.0) -> Interval:
     scale = np.sqrt(fraction / (1.0 - fraction))
@@ -81,16 +99,24 @@ def _interval(full: float, thetas: np.ndarray, fraction: float, confidence: floa
     q_lo, q_hi = np.quantile(dev, [alpha, 1.0 - alpha])
     bias = float((thetas.mean() - full) * fraction / (1.0 - fraction))
     low, high = np.clip([full - scale * q_hi, full - scale * q_lo], *bounds)
-    if not bounds[0] <= full - bias <= bounds[1]:
-        warnings.warn(f"the debiased value {full - bias:.6g} (value {full:.6g} minus its bootstrap bias estimate "
-                      f"{bias:.6g}) lies outside the metric's range [{bounds[0]}, {bounds[1]}]: the bias estimate is "
-                      "larger than the value itself, i.e. the sets cannot be told apart at this sample size; it is "
-                      "reported unclipped, as an estimate", BiasWarning, stacklevel=3)
+    _check_debiased(full, bias, bounds)
     return Interval(
         value=float(full), low=float(low), high=float(high), confidence=confidence,
         std=float(scale * thetas.std(ddof=1)) if len(thetas) > 1 else 0.0, bias=bias, debiased=float(full - bias),
         n_boot=len(thetas), round_error=float(round_error),
     )
+
+
+def delta_interval(full: float, terms: Sequence[SideTerms], confidence: float,
+                   bounds: tuple[float, float] = (0.0, np.inf)) -> Interval:
+    """FID's interval from the sampled sides' influence terms (:mod:`ganmetrics.metrics.delta`)."""
+    se = math.hypot(*(t.se for t in terms))
+    bias = float(sum(t.bias for t in terms))
+    half = normal_quantile(confidence) * se
+    low, high = np.clip([full - half, full + half], *bounds)
+    _check_debiased(full, bias, bounds)
+    return Interval(value=float(full), low=float(low), high=float(high), confidence=confidence, std=se, bias=bias,
+                    debiased=float(full - bias), n_boot=0, method="delta")
 
 
 @accepts_images("real", "fake")
@@ -108,6 +134,7 @@ def bootstrap(
     progress: bool | None = None,
     group: Any = None,
     engine: str = "auto",
+    fid_method: str = "auto",
 ) -> dict[str, Interval]:
     """Confidence intervals for FID and/or precision, recall, density, coverage (see module doc).
 
@@ -119,23 +146,67 @@ def bootstrap(
     are drawn on indices into the concatenated sets (the same draws as one process), each round's statistics
     are merged over the ranks and its k-NN metrics run on the ring (:mod:`ganmetrics.engines.ring`).
     ``engine``: where it runs (``"auto"``, ``"host"``, ``"torch"``; see :func:`ganmetrics.prdc`).
+    ``fid_method``: FID's interval from the delta method (``"delta"``, :mod:`ganmetrics.metrics.delta`: one pass
+    over the rows instead of ``n_boot`` rounds, each with an eigendecomposition), from the half-sampling rounds
+    (``"half-sampling"``), or ``"auto"``: the delta method where it applies (the features on the host in one
+    process, more samples than feature rank, no degenerate direction), else half-sampling. ``Interval.method``
+    says which was used. The k-NN metrics always use the rounds; on the host engine their values and every round
+    come from one augmented pass (:mod:`ganmetrics.metrics.rounds`).
     """
     metrics = tuple(metrics)
     unknown = [m for m in metrics if m != "fid" and m not in KNN_METRICS]
     if unknown or not metrics:
         raise ValueError(f"bootstrap supports 'fid', {', '.join(map(repr, KNN_METRICS))}; got {list(metrics)}")
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
-        raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
+    check_interval_args(n_boot, fraction, confidence, fid_method)
     if resample not in ("both", "fake"):
         raise ValueError(f"resample must be 'both' or 'fake', got {resample!r}")
     call = {"call": "bootstrap", "metrics": metrics, "n_boot": n_boot, "fraction": fraction,
             "confidence": confidence, "seed": seed, "k": k, "resample": resample}
     eng = engines.select(real, fake, group=group, engine=engine, progress=progress, call=call)
     fr, ff = eng.sets({"real": real, "fake": fake}, what="bootstrap")
+    _, out = sample_intervals(
+        eng, fr, ff, metrics, n_boot=n_boot, fraction=fraction, confidence=confidence, seed=seed, k=k,
+        resample=resample, fid_method=fid_method, progress=progress,
+        quiet=lambda: engines.select(real, fake, group=group, engine=engine, progress=False, call=call))
+    return out
+
+
+def check_interval_args(n_boot: Any, fraction: float, confidence: float, fid_method: str,
+                        allow_zero: bool = False) -> None:
+    """The interval settings shared by every caller; ``allow_zero``: ``n_boot=0`` means values only."""
+    if allow_zero and isinstance(n_boot, (int, np.integer)) and not isinstance(n_boot, bool) and n_boot == 0:
+        pass
+    elif isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
+        zero = "0 (no intervals) or " if allow_zero else ""
+        raise ValueError(f"n_boot must be {zero}an integer >= 2, got {n_boot!r}")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    check_fid_method(fid_method)
+
+
+def interval_note(intervals: dict[str, Interval], n_boot: int, fraction: float, resampled: str) -> str:
+    """One line saying how a table's intervals were made."""
+    level = round(100 * next(iter(intervals.values())).confidence) if intervals else 95
+    parts = []
+    delta = [m for m, iv in intervals.items() if iv.method == "delta"]
+    if delta:
+        parts.append(f"{', '.join(delta)} by the delta method")
+    rounds = [m for m, iv in intervals.items() if iv.method == "half-sampling"]
+    if rounds:
+        parts.append(f"{', '.join(rounds)} from {n_boot} half-sampling rounds of {fraction:g} of the samples")
+    return f"{level} % intervals, {resampled}: " + "; ".join(parts) if parts else "none"
+
+
+def sample_intervals(eng: Engine, fr: Set, ff: Set, metrics: Sequence[str], *, n_boot: int, fraction: float,
+                     confidence: float, seed: int, k: int, resample: str, fid_method: str, progress: bool | None,
+                     quiet: Callable[[], Engine] | None = None, stats: tuple[FeatureStats, FeatureStats] | None = None,
+                     fid_value: float | None = None) -> tuple[dict[str, float], dict[str, Interval]]:
+    """The intervals of ``metrics`` (FID and the k-NN metrics, validated) between two sets on ``eng`` (see
+    :func:`bootstrap`), and the k-NN metrics' values, which on the host engine come from the same pass as their
+    rounds. ``quiet``: an engine without bars for the recomputed rounds (default ``eng``); ``stats`` and
+    ``fid_value``: the sets' statistics and FID when already computed."""
     n_real, n_fake = fr.n, ff.n
     rng = np.random.default_rng(seed)
     m_real = n_real if resample == "fake" else max(2, int(round(fraction * n_real)))
@@ -145,22 +216,24 @@ def bootstrap(
     fake_idx = [np.sort(rng.choice(n_fake, m_fake, replace=False)) for _ in range(n_boot)]
     out: dict[str, Interval] = {}
     if "fid" in metrics:
-        out["fid"] = _fid_interval(eng, fr, ff, real_idx, fake_idx, resample, fraction, confidence, progress)
+        out["fid"] = _fid_interval(eng, fr, ff, real_idx, fake_idx, resample, fraction, confidence, progress,
+                                   fid_method, stats, fid_value)
     knn = [m for m in metrics if m in KNN_METRICS]
+    full: dict[str, float] = {}
     if knn:
-        out_pass, real_r2, info = real_fake_pass(eng, fr, ff, k, fake_radii=True, col_min=True, strict=False)
-        full = prdc_values(eng, fr, ff, out_pass, real_r2, info)
-        real_draws = None if resample == "fake" else real_idx
-        if eng.rounds and not eng.distributed:  # every round from one augmented pass (metrics/rounds.py)
+        k = check_k(check_k(k, "k", n_real, "real"), "k", n_fake, "fake")
+        if eng.rounds and not eng.distributed:  # the values and every round from one augmented pass (rounds.py)
             check_round_k(k, [m_fake] if resample == "fake" else [m_real, m_fake], "real or fake")
-            per_round, _ = knn_rounds(eng, fr, ff, k, real_draws, fake_idx, knn,
-                                      real_radii2=real_r2 if real_draws is None else None)
+            real_draws = None if resample == "fake" else [np.arange(n_real), *real_idx]
+            values, _ = knn_rounds(eng, fr, ff, k, real_draws, [np.arange(n_fake), *fake_idx], knn)
+            full, per_round = values[0], values[1:]
         else:
-            quiet = engines.select(real, fake, group=group, engine=engine, progress=False, call=call)
-            per_round = recomputed_rounds(quiet, fr, ff, k, real_idx, fake_idx, knn, progress)
+            full = dict(prdc_values(eng, fr, ff, *real_fake_pass(eng, fr, ff, k, fake_radii=True, col_min=True,
+                                                                 strict=False)))
+            per_round = recomputed_rounds(quiet() if quiet else eng, fr, ff, k, real_idx, fake_idx, knn, progress)
         for m in knn:
             out[m] = _interval(full[m], np.asarray([r[m] for r in per_round]), fraction, confidence, RANGES[m])
-    return out
+    return {m: full[m] for m in knn}, {m: out[m] for m in metrics}
 
 
 def recomputed_rounds(eng: Engine, fr: Set, ff: Set, k: int, real_idx, fake_idx, names, progress=None
@@ -180,11 +253,28 @@ def _prdc(eng: Engine, fr: Set, ff: Set, k: int):
 
 
 def _fid_interval(eng: Engine, fr: Set, ff: Set, real_idx, fake_idx, resample, fraction, confidence,
-                  progress) -> Interval:
-    real_full = stats_of(eng, eng.as_input(fr.local), "real", engine=eng.moments_engine)
-    fake_full = stats_of(eng, eng.as_input(ff.local), "fake", engine=eng.moments_engine)
+                  progress, fid_method: str = "auto", stats: tuple[FeatureStats, FeatureStats] | None = None,
+                  fid_value: float | None = None) -> Interval:
+    if stats is None:
+        stats = (stats_of(eng, eng.as_input(fr.local), "real", engine=eng.moments_engine),
+                 stats_of(eng, eng.as_input(ff.local), "fake", engine=eng.moments_engine))
+    real_full, fake_full = stats
     ref = _Reference(_Side.of(real_full, "real covariance"))
-    full = ref.distance(_Side.of(fake_full, "fake covariance"))
+    full = ref.distance(_Side.of(fake_full, "fake covariance")) if fid_value is None else fid_value
+    if fid_method != "half-sampling":
+        on_host = isinstance(ff.local, Features) and isinstance(fr.local, Features) and not eng.distributed
+        if not on_host and fid_method == "delta":
+            raise ValueError("fid_method='delta' reads the rows on the host in one process: use engine='host' "
+                             "without a group, or fid_method='half-sampling'")
+        if on_host:
+            try:
+                terms = [side_terms(real_full, fake_full, ff.local, "real", "fake", progress)]
+                if resample == "both":
+                    terms.append(side_terms(fake_full, real_full, fr.local, "fake", "real", progress))
+                return delta_interval(full, terms, confidence, RANGES["fid"])
+            except DeltaUnavailable:
+                if fid_method == "delta":
+                    raise
     rounds = len(fake_idx)
     if resample == "fake" and eng.rounds and not eng.distributed:  # the fake rows projected once (rounds.py)
         fd = FixedRealFrechet(real_full, ff.local)
