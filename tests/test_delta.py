@@ -262,3 +262,20 @@ def test_evaluate_reports_the_intervals_of_bootstrap(rng):
             gm.evaluate(real, fake, **bad)
         with pytest.raises(ValueError, match=msg):
             ref.evaluate(fake, **bad)
+
+
+def test_small_sets_keep_their_values_when_a_round_cannot_hold_k_plus_one(rng):
+    """Intervals on by default must not turn a valid small evaluation into an error: the k-NN values come without
+    intervals, saying why; the reference's rounds, floored at k + 2 rows, scale by the share actually drawn."""
+    real, fake = rng.standard_normal((10, 3)), rng.standard_normal((9, 3)) + 0.3
+    rep = gm.evaluate(real, fake, ["fid", "precision", "coverage"])
+    assert list(rep.intervals) == ["fid"] and "none for precision, coverage" in rep.info["intervals"]
+    assert dict(rep) == pytest.approx({"fid": gm.fid(real, fake)} | {m: gm.prdc(real, fake)[m]
+                                                                     for m in ("precision", "coverage")})
+    ref = gm.Reference.build(real, metrics=["fid", "density"])
+    got = ref.evaluate(fake, n_boot=6, fid_method="half-sampling")  # rounds of k + 2 = 7 of 9 rows
+    assert got.intervals["density"].value == gm.prdc(real, fake)["density"] and got.intervals["fid"].n_boot == 6
+    plain = ref.evaluate(fake, n_boot=0, metrics=["density"])
+    assert got["density"] == plain["density"] and got.intervals["density"].n_boot == 6
+    small = gm.Reference.build(real[:8], metrics=["precision"])
+    assert small.evaluate(fake[:6]).intervals == {}  # 6 fake rows: a round of k + 2 = 7 cannot be drawn

@@ -43,10 +43,15 @@ def _idx(rng: np.random.Generator, n: int, m: int) -> np.ndarray:
     return np.sort(rng.choice(n, m, replace=False))
 
 
+def round_holds(n: int, k: int, fraction: float) -> bool:
+    """Whether a set of ``n`` is large enough for the half-sampling rounds of :func:`_round_size`."""
+    return max(k + 2, int(round(fraction * n))) < n
+
+
 def _round_size(n: int, k: int, fraction: float, name: str) -> int:
     """Rows a half-sampling round draws from a set of ``n`` (a share ``fraction``, at least k + 2), fewer than n."""
     m = max(k + 2, int(round(fraction * n)))
-    if m >= n:
+    if not round_holds(n, k, fraction):
         raise ValueError(f"{name} has {n} samples: a bootstrap round draws {m} of them without replacement "
                          f"(fraction {fraction}, at least k + 2 = {k + 2}), which needs more samples")
     return m
@@ -194,7 +199,7 @@ def fixed_real_intervals(ref: Any, ff: Features, metrics: Sequence[str], fid_val
 
     out: dict[str, Interval] = {}
     if "fid" in metrics:
-        out["fid"] = _fixed_fid_interval(ref, ff, fid_value, draws, fraction, confidence, fid_method, terms)
+        out["fid"] = _fixed_fid_interval(ref, ff, fid_value, draws, confidence, fid_method, terms)
     knn_values: dict[str, float] = {}
     if knn:
         eng = HostEngine(progress=False)
@@ -202,14 +207,15 @@ def fixed_real_intervals(ref: Any, ff: Features, metrics: Sequence[str], fid_val
         per_round, _ = knn_rounds(eng, fr, fs, k, None, [np.arange(ff.n), *draws()], knn,
                                   real_radii2=ref.radii2.get(k))
         knn_values = per_round[0]
+        share = len(draws()[0]) / ff.n  # the share drawn (above fraction where k + 2 rows set the floor)
         for x in knn:
-            out[x] = _interval(knn_values[x], np.asarray([r[x] for r in per_round[1:]]), fraction, confidence,
+            out[x] = _interval(knn_values[x], np.asarray([r[x] for r in per_round[1:]]), share, confidence,
                                RANGES[x])
     return knn_values, {x: out[x] for x in metrics}
 
 
-def _fixed_fid_interval(ref: Any, ff: Features, value: float, draws, fraction: float, confidence: float,
-                        fid_method: str, terms: GeneratorTerms | None) -> Interval:
+def _fixed_fid_interval(ref: Any, ff: Features, value: float, draws, confidence: float, fid_method: str,
+                        terms: GeneratorTerms | None) -> Interval:
     if fid_method != "half-sampling":
         try:
             terms = terms or GeneratorTerms(ref.stats, ref.features, FeatureStats.from_features(ff), ff, "fake")
@@ -218,5 +224,6 @@ def _fixed_fid_interval(ref: Any, ff: Features, value: float, draws, fraction: f
             if fid_method == "delta":
                 raise
     fd = FixedRealFrechet(ref.stats, ff)
-    thetas, errors = zip(*(fd.distance(i) for i in draws()))
-    return _interval(value, np.asarray(thetas), fraction, confidence, RANGES["fid"], max(errors))
+    idx = draws()
+    thetas, errors = zip(*(fd.distance(i) for i in idx))
+    return _interval(value, np.asarray(thetas), len(idx[0]) / ff.n, confidence, RANGES["fid"], max(errors))

@@ -36,7 +36,7 @@ from ganmetrics.metrics.bootstrap import KNN_METRICS, check_interval_args, inter
 from ganmetrics.metrics.delta import GeneratorTerms
 from ganmetrics.metrics.frechet import _Reference, _Side, warn_small
 from ganmetrics.metrics.knn import exact_radii2
-from ganmetrics.paired import compare, fixed_real_intervals
+from ganmetrics.paired import compare, fixed_real_intervals, round_holds
 from ganmetrics.report import DEFAULT_METRICS, Report, _evaluate, check_metrics
 from ganmetrics.stats import MAX_SAMPLES, FeatureStats, looks_like_statistics
 
@@ -189,7 +189,14 @@ class Reference:
                            terms: dict[str, GeneratorTerms] | None = None) -> Report:
         """``evaluate`` on validated fake features (``_require`` already checked). ``terms``: receives FID's delta
         terms of the generator under ``name``, for comparisons that reuse them."""
+        skipped: list[str] = []
+
         def source(fid_value, stats, knn):
+            if knn and not round_holds(ff.n, k, fraction):
+                skipped.extend(knn)  # a round could not hold k + 2 samples: the values without intervals
+                knn = []
+            if not knn and not stats:
+                return {}, {}
             own = GeneratorTerms(self.stats, self.features, stats[1], ff, f"generator {name!r}") if stats else None
             if own is not None and terms is not None:
                 terms[name] = own
@@ -199,8 +206,8 @@ class Reference:
                         kid_subset_size=kid_subset_size, kid_seed=kid_seed, progress=progress, real_stats=self.stats,
                         fd_reference=self.fd_reference() if "fid" in metrics else None,
                         real_radii2=self.radii2.get(k), intervals=source if n_boot else None)
-        if rep.intervals:
-            rep.info["intervals"] = interval_note(rep.intervals, n_boot, fraction, "real set fixed")
+        if n_boot:
+            rep.info["intervals"] = interval_note(rep.intervals, n_boot, fraction, "real set fixed", skipped, k)
         return rep
 
     def _evaluate_stats(self, stats: FeatureStats, metrics: list[str], k: int, seed: int) -> Report:

@@ -75,23 +75,30 @@ def evaluate(
     Intervals: FID and the k-NN metrics come with the intervals of :func:`ganmetrics.bootstrap` (both sets
     resampled, ``n_boot`` rounds of a ``fraction`` of each, seeded by ``seed``; FID by ``fid_method``) in
     ``Report.intervals``, equal to that function's; the k-NN values and their rounds share one augmented pass, so
-    they cost about a quarter more than the values alone. ``n_boot=0``: values only.
+    they cost about a quarter more than the values alone. ``n_boot=0``: values only. Sets too small for a round
+    to hold k + 1 samples get the k-NN values without intervals, and ``info["intervals"]`` says so.
     """
     check_metrics(metrics)
     check_interval_args(n_boot, fraction, confidence, fid_method, allow_zero=True)
     fr, ff = as_features(real, "real", min_rows=2), as_features(fake, "fake", min_rows=2)
+    skipped: list[str] = []
 
     def source(fid_value, stats, knn):
         eng = HostEngine(progress=progress)
         sr, sf = eng.sets({"real": fr, "fake": ff})
+        if knn and min(max(2, int(round(fraction * n))) for n in (fr.n, ff.n)) <= k:
+            skipped.extend(knn)  # a round could not hold k + 1 samples: the values without intervals
+            knn = []
         names = (["fid"] if stats is not None else []) + knn
+        if not names:
+            return {}, {}
         return sample_intervals(eng, sr, sf, names, n_boot=n_boot, fraction=fraction, confidence=confidence,
                                 seed=seed, k=k, resample="both", fid_method=fid_method, progress=progress,
                                 stats=stats, fid_value=fid_value)
     rep = _evaluate(fr, ff, metrics, k=k, seed=seed, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
                     kid_seed=kid_seed, progress=progress, intervals=source if n_boot else None)
-    if rep.intervals:
-        rep.info["intervals"] = interval_note(rep.intervals, n_boot, fraction, "both sets resampled")
+    if n_boot:
+        rep.info["intervals"] = interval_note(rep.intervals, n_boot, fraction, "both sets resampled", skipped, k)
     return rep
 
 

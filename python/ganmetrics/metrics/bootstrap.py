@@ -186,8 +186,9 @@ def check_interval_args(n_boot: Any, fraction: float, confidence: float, fid_met
     check_fid_method(fid_method)
 
 
-def interval_note(intervals: dict[str, Interval], n_boot: int, fraction: float, resampled: str) -> str:
-    """One line saying how a table's intervals were made."""
+def interval_note(intervals: dict[str, Interval], n_boot: int, fraction: float, resampled: str,
+                  skipped: Sequence[str] = (), k: int = 5) -> str:
+    """One line saying how a table's intervals were made (``skipped``: metrics whose sets were too small)."""
     level = round(100 * next(iter(intervals.values())).confidence) if intervals else 95
     parts = []
     delta = [m for m, iv in intervals.items() if iv.method == "delta"]
@@ -196,6 +197,9 @@ def interval_note(intervals: dict[str, Interval], n_boot: int, fraction: float, 
     rounds = [m for m, iv in intervals.items() if iv.method == "half-sampling"]
     if rounds:
         parts.append(f"{', '.join(rounds)} from {n_boot} half-sampling rounds of {fraction:g} of the samples")
+    if skipped:
+        parts.append(f"none for {', '.join(skipped)}: a round of {fraction:g} of the samples cannot hold the k + 1 "
+                     f"= {k + 1} they need")
     return f"{level} % intervals, {resampled}: " + "; ".join(parts) if parts else "none"
 
 
