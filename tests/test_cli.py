@@ -59,6 +59,12 @@ def test_example_and_module_entry_point():
         ref = gm.prdc(real, fake, k=5)
         assert [row[m] for m in ("precision", "recall", "density", "coverage")] == \
             [ref[m] for m in ("precision", "recall", "density", "coverage")]
+        # each value with the interval of a benchmark table: the real set fixed, as gm.bootstrap(resample="fake")
+        boot = gm.bootstrap(real, fake, ["fid", "recall", "coverage"], resample="fake", seed=0)
+        for m, iv in boot.items():
+            got = row["intervals"][m]
+            assert (got["low"], got["high"]) == pytest.approx((iv.low, iv.high), rel=1e-9, abs=1e-12), (name, m)
+            assert got["method"] == iv.method and got["low"] <= row[m] <= got["high"]
     # the sets teach what they say: dropping modes keeps precision but loses recall; a shift loses precision
     same, dropped, shifted = (res["sets"][name] for name, _, _ in EXAMPLE_SETS)
     assert dropped["recall"] < same["recall"] - 0.1 and dropped["precision"] > same["precision"] - 0.1
@@ -68,8 +74,11 @@ def test_example_and_module_entry_point():
 def test_example_text_explains_each_set(capsys):
     code, out, _ = run(["example", "--n", "200", "--dim", "8", "--quiet"], capsys)
     assert code == 0
-    for phrase in ("same distribution:", "30% of modes dropped:", "shifted off the data:", "higher is better"):
+    for phrase in ("same distribution:", "30% of modes dropped:", "shifted off the data:", "higher is better",
+                   "±: half the interval. 95 % intervals, real set fixed"):
         assert phrase in out
+    code, out, _ = run(["example", "--n", "200", "--dim", "8", "--quiet", "--n-boot", "0"], capsys)
+    assert code == 0 and "±" not in out
 
 
 def test_version_help_and_aligned_info(capsys):

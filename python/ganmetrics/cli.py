@@ -317,30 +317,41 @@ def _example_kwargs(kw: dict, dim: int) -> dict:
 
 
 def _cmd_example(args) -> dict:
-    """FID and PRDC between one built-in real set and three built-in fake sets that fail in known ways."""
+    """FID and PRDC between one built-in real set and three built-in fake sets that fail in known ways, each value
+    with its 95 % interval (the real set fixed, as a benchmark table holds it; ``--n-boot 0``: values only)."""
     real = inception_like_features(args.n, args.dim, seed=0)
-    real_stats = FeatureStats.from_features(real)
     out: dict = {"n": args.n, "dim": args.dim, "real": "Inception-like features (a 10-cluster mixture, 2048-d, "
                  "non-negative, decaying spectrum) drawn with seed 0", "sets": {}}
     t0 = time.perf_counter()
+    ref = Reference.build(real, metrics=EXAMPLE_METRICS, k=5, progress=_progress(args))
     for name, kw, meaning in EXAMPLE_SETS:
         fake = inception_like_features(args.n, args.dim, seed=1, **_example_kwargs(kw, args.dim))
-        res = prdc(real, fake, k=5, progress=_progress(args))
-        row = {"fid": fid(real_stats, fake)}
-        row.update({key: float(res[key]) for key in ("precision", "recall", "density", "coverage")})
+        rep = ref.evaluate(fake, progress=_progress(args), n_boot=args.n_boot, fid_method=args.fid_method)
+        row = {m: float(rep[m]) for m in EXAMPLE_METRICS}
+        row["intervals"] = {m: {"low": iv.low, "high": iv.high, "method": iv.method} for m, iv in rep.intervals.items()}
         row["meaning"] = meaning
         out["sets"][name] = row
+        if "intervals" in rep.info:
+            out["intervals"] = rep.info["intervals"]
     out["seconds"] = time.perf_counter() - t0
     return out
 
 
+EXAMPLE_METRICS = ("fid", "precision", "recall", "density", "coverage")
+
+
 def _print_example(result: dict) -> None:
     print(f"real set: {result['real']}; n = {result['n']} per set, d = {result['dim']}\n")
-    cols = ("fid", "precision", "recall", "density", "coverage")
     width = max(len(name) for name in result["sets"])
-    print(f"{'fake set':<{width}}  " + "  ".join(f"{c:>9}" for c in cols))
-    for name, row in result["sets"].items():
-        print(f"{name:<{width}}  " + "  ".join(f"{row[c]:>9.4g}" for c in cols))
+    cells = {name: [f"{row[c]:.4g}" + (f" ±{(row['intervals'][c]['high'] - row['intervals'][c]['low']) / 2:.2g}"
+                                       if c in row["intervals"] else "") for c in EXAMPLE_METRICS]
+             for name, row in result["sets"].items()}
+    widths = [max(len(c), *(len(v[i]) for v in cells.values())) for i, c in enumerate(EXAMPLE_METRICS)]
+    print(f"{'fake set':<{width}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(EXAMPLE_METRICS, widths)))
+    for name, values in cells.items():
+        print(f"{name:<{width}}  " + "  ".join(f"{v:>{w}}" for v, w in zip(values, widths)))
+    if "intervals" in result:
+        print(f"\n±: half the interval. {result['intervals']}.")
     print()
     for name, row in result["sets"].items():
         print(f"{name}: {row['meaning']}.")
@@ -558,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "30%% of modes dropped, shifted off the data), with what each number shows.")
     sp.add_argument("--n", type=_count(1), default=10000, metavar="N", help="samples per set (default 10000)")
     sp.add_argument("--dim", type=_count(1), default=2048, metavar="D", help="feature dimension (default 2048, Inception's)")
+    interval_options(sp)
     common(sp)
     sp.set_defaults(func=_cmd_example)
 
