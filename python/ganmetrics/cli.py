@@ -232,6 +232,11 @@ def _metric_list(text: str) -> list[str]:
     return metrics
 
 
+def _interval_rows(intervals: dict) -> dict:
+    """A report's intervals as the CLI prints them: metric -> low, high and the method."""
+    return {m: {"low": iv.low, "high": iv.high, "method": iv.method} for m, iv in intervals.items()}
+
+
 def _cmd_compare(args) -> dict:
     metrics = _metric_list(args.metrics)
     real, fake, info = _sides(args, "features")
@@ -241,8 +246,7 @@ def _cmd_compare(args) -> dict:
     if "kid_estimate" in report.info:
         out["kid_estimate"] = report.info["kid_estimate"]
     if report.intervals:
-        out["intervals"] = {m: {"low": iv.low, "high": iv.high, "method": iv.method}
-                            for m, iv in report.intervals.items()}
+        out["intervals"] = _interval_rows(report.intervals)
         out["intervals_note"] = report.info["intervals"]
     out.update(info)
     out["seconds"] = sum(report.info["seconds"].values())
@@ -328,7 +332,7 @@ def _cmd_example(args) -> dict:
         fake = inception_like_features(args.n, args.dim, seed=1, **_example_kwargs(kw, args.dim))
         rep = ref.evaluate(fake, progress=_progress(args), n_boot=args.n_boot, fid_method=args.fid_method)
         row = {m: float(rep[m]) for m in EXAMPLE_METRICS}
-        row["intervals"] = {m: {"low": iv.low, "high": iv.high, "method": iv.method} for m, iv in rep.intervals.items()}
+        row["intervals"] = _interval_rows(rep.intervals)
         row["meaning"] = meaning
         out["sets"][name] = row
         if "intervals" in rep.info:

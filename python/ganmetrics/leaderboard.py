@@ -27,7 +27,7 @@ from ganmetrics._arrays import Features
 from ganmetrics._io import atomic_write
 from ganmetrics._progress import steps
 from ganmetrics.metrics.bootstrap import Interval, check_interval_args
-from ganmetrics.metrics.delta import DeltaUnavailable, GeneratorTerms
+from ganmetrics.metrics.delta import GeneratorTerms, by_delta
 from ganmetrics.paired import INTERVAL_METRICS, LOWER_IS_BETTER, Comparison, _better_key, _delta_comparison, compare
 from ganmetrics.reference import Reference
 from ganmetrics.report import check_metrics
@@ -214,12 +214,10 @@ def _neighbours(ref: Reference, a: Entry, b: Entry, feats: dict[str, Features], 
                 sort: str) -> Comparison:
     """The paired comparison of two neighbours in the ranking on ``sort`` (FID by the delta method from the terms
     the generators' intervals already computed, where it applies)."""
-    if sort == "fid" and fid_method != "half-sampling":
-        try:
-            return _delta_comparison(terms[a.name], terms[b.name], [a.values["fid"], b.values["fid"]], confidence,
-                                     True)
-        except DeltaUnavailable:
-            if fid_method == "delta":
-                raise
+    if sort == "fid":
+        found = by_delta(fid_method, lambda: _delta_comparison(terms[a.name], terms[b.name],
+                                                               [a.values["fid"], b.values["fid"]], confidence, True))
+        if found is not None:
+            return found
     return compare(ref, feats[a.name], feats[b.name], sort, n_boot=n_boot, fraction=fraction, confidence=confidence,
                    seed=seed, k=k, progress=False, fid_method="half-sampling")

@@ -22,7 +22,7 @@ from ganmetrics._progress import steps
 from ganmetrics.metrics.bootstrap import KNN_METRICS, RANGES, Interval, _interval, check_interval_args, delta_interval
 from ganmetrics.metrics.frechet import _Reference, _Side
 from ganmetrics.engines import HostEngine, check_k
-from ganmetrics.metrics.delta import DeltaUnavailable, GeneratorTerms, normal_quantile, paired_se
+from ganmetrics.metrics.delta import GeneratorTerms, by_delta, normal_quantile, paired_se
 from ganmetrics.metrics.rounds import FixedRealFrechet, SideRounds, knn_rounds
 from ganmetrics.stats import FeatureStats
 
@@ -43,15 +43,20 @@ def _idx(rng: np.random.Generator, n: int, m: int) -> np.ndarray:
     return np.sort(rng.choice(n, m, replace=False))
 
 
+def _draw_size(n: int, k: int, fraction: float) -> int:
+    """Rows a half-sampling round draws from a set of ``n``: a share ``fraction``, at least k + 2."""
+    return max(k + 2, int(round(fraction * n)))
+
+
 def round_holds(n: int, k: int, fraction: float) -> bool:
-    """Whether a set of ``n`` is large enough for the half-sampling rounds of :func:`_round_size`."""
-    return max(k + 2, int(round(fraction * n))) < n
+    """Whether a set of ``n`` is large enough for the half-sampling rounds (fewer rows drawn than it holds)."""
+    return _draw_size(n, k, fraction) < n
 
 
 def _round_size(n: int, k: int, fraction: float, name: str) -> int:
-    """Rows a half-sampling round draws from a set of ``n`` (a share ``fraction``, at least k + 2), fewer than n."""
-    m = max(k + 2, int(round(fraction * n)))
-    if not round_holds(n, k, fraction):
+    """:func:`_draw_size`, refused where it would draw the whole set."""
+    m = _draw_size(n, k, fraction)
+    if m >= n:
         raise ValueError(f"{name} has {n} samples: a bootstrap round draws {m} of them without replacement "
                          f"(fraction {fraction}, at least k + 2 = {k + 2}), which needs more samples")
     return m
@@ -113,14 +118,11 @@ def compare(ref: Any, fake_a: Any, fake_b: Any, metric: str = "fid", *, n_boot: 
     if metric == "fid":
         stats = [FeatureStats.from_features(f) for f in (fa, fb)]
         full = ref.fd_reference().distances([_Side.of(s, "fake covariance") for s in stats])
-        if fid_method != "half-sampling":
-            try:
-                terms = [GeneratorTerms(ref.stats, real, s, f, name) for s, f, name in zip(stats, (fa, fb),
-                                                                                          ("fake A", "fake B"))]
-                return _delta_comparison(*terms, full, confidence, paired)
-            except DeltaUnavailable:
-                if fid_method == "delta":
-                    raise
+        terms = [GeneratorTerms(ref.stats, real, s, f, name) for s, f, name in zip(stats, (fa, fb),
+                                                                                  ("fake A", "fake B"))]
+        found = by_delta(fid_method, lambda: _delta_comparison(*terms, full, confidence, paired))
+        if found is not None:
+            return found
     else:
         for n, name in ((real.n, "real"), (fa.n, "fake A"), (fb.n, "fake B")):
             check_k(k, "k", n, name)
@@ -181,10 +183,10 @@ def _delta_comparison(a: GeneratorTerms, b: GeneratorTerms, full: Sequence[float
 def fixed_real_intervals(ref: Any, ff: Features, metrics: Sequence[str], fid_value: float | None, k: int,
                          n_boot: int, fraction: float, confidence: float, seed: int, fid_method: str,
                          terms: GeneratorTerms | None) -> tuple[dict[str, float], dict[str, Interval]]:
-    """Intervals against a reference's fixed real set (``metrics``: FID, with its value ``fid_value``, and k-NN
-    metrics), and the k-NN values: those and every round come from one augmented pass that reuses the real radii;
-    FID takes the delta method from ``terms`` (:func:`ganmetrics.bootstrap`'s ``fid_method``) or rounds that
-    reuse the real factorization."""
+    """Intervals against a reference's fixed real set (``metrics``: FID, with its value ``fid_value`` and the
+    generator's delta ``terms``, and k-NN metrics), and the k-NN values: those and every round come from one
+    augmented pass that reuses the real radii; FID takes the delta method (:func:`ganmetrics.bootstrap`'s
+    ``fid_method``) or rounds that reuse the real factorization."""
     knn = [x for x in metrics if x in KNN_METRICS]
     if knn:
         check_k(k, "k", ff.n, "fake")
@@ -215,14 +217,10 @@ def fixed_real_intervals(ref: Any, ff: Features, metrics: Sequence[str], fid_val
 
 
 def _fixed_fid_interval(ref: Any, ff: Features, value: float, draws, confidence: float, fid_method: str,
-                        terms: GeneratorTerms | None) -> Interval:
-    if fid_method != "half-sampling":
-        try:
-            terms = terms or GeneratorTerms(ref.stats, ref.features, FeatureStats.from_features(ff), ff, "fake")
-            return delta_interval(value, [terms.own], confidence, RANGES["fid"])
-        except DeltaUnavailable:
-            if fid_method == "delta":
-                raise
+                        terms: GeneratorTerms) -> Interval:
+    iv = by_delta(fid_method, lambda: delta_interval(value, [terms.own], confidence, RANGES["fid"]))
+    if iv is not None:
+        return iv
     fd = FixedRealFrechet(ref.stats, ff)
     idx = draws()
     thetas, errors = zip(*(fd.distance(i) for i in idx))

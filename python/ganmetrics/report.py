@@ -12,7 +12,7 @@ import numpy as np
 from ganmetrics._arrays import as_features
 from ganmetrics._image_inputs import accepts_images
 from ganmetrics.engines import HostEngine, check_same_dim
-from ganmetrics.metrics.bootstrap import Interval, check_interval_args, interval_note, sample_intervals
+from ganmetrics.metrics.bootstrap import Interval, check_interval_args, interval_note, round_sizes, sample_intervals
 from ganmetrics.metrics.frechet import _Side, stats_distance, warn_small
 from ganmetrics.metrics.kernel import kid
 from ganmetrics.metrics.knn import nn1_accuracy, prdc_features
@@ -86,7 +86,7 @@ def evaluate(
     def source(fid_value, stats, knn):
         eng = HostEngine(progress=progress)
         sr, sf = eng.sets({"real": fr, "fake": ff})
-        if knn and min(max(2, int(round(fraction * n))) for n in (fr.n, ff.n)) <= k:
+        if knn and min(round_sizes(fr.n, ff.n, fraction, "both")) <= k:
             skipped.extend(knn)  # a round could not hold k + 1 samples: the values without intervals
             knn = []
         names = (["fid"] if stats is not None else []) + knn

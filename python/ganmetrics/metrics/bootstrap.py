@@ -43,7 +43,7 @@ from ganmetrics._image_inputs import accepts_images
 from ganmetrics._progress import steps
 from ganmetrics.engines import Engine, Set, check_k
 from ganmetrics._arrays import Features
-from ganmetrics.metrics.delta import DeltaUnavailable, SideTerms, check_fid_method, normal_quantile, side_terms
+from ganmetrics.metrics.delta import SideTerms, by_delta, check_fid_method, normal_quantile, side_terms
 from ganmetrics.metrics.frechet import _Reference, _Side, stats_distance
 from ganmetrics.metrics.knn import prdc_values, real_fake_pass
 from ganmetrics.metrics.rounds import FixedRealFrechet, check_round_k, knn_rounds
@@ -203,6 +203,12 @@ def interval_note(intervals: dict[str, Interval], n_boot: int, fraction: float, 
     return f"{level} % intervals, {resampled}: " + "; ".join(parts) if parts else "none"
 
 
+def round_sizes(n_real: int, n_fake: int, fraction: float, resample: str) -> tuple[int, int]:
+    """Rows each half-sampling round draws from the real and the fake set (the whole real set when it is fixed)."""
+    return (n_real if resample == "fake" else max(2, int(round(fraction * n_real))),
+            max(2, int(round(fraction * n_fake))))
+
+
 def sample_intervals(eng: Engine, fr: Set, ff: Set, metrics: Sequence[str], *, n_boot: int, fraction: float,
                      confidence: float, seed: int, k: int, resample: str, fid_method: str, progress: bool | None,
                      quiet: Callable[[], Engine] | None = None, stats: tuple[FeatureStats, FeatureStats] | None = None,
@@ -213,8 +219,7 @@ def sample_intervals(eng: Engine, fr: Set, ff: Set, metrics: Sequence[str], *, n
     ``fid_value``: the sets' statistics and FID when already computed."""
     n_real, n_fake = fr.n, ff.n
     rng = np.random.default_rng(seed)
-    m_real = n_real if resample == "fake" else max(2, int(round(fraction * n_real)))
-    m_fake = max(2, int(round(fraction * n_fake)))
+    m_real, m_fake = round_sizes(n_real, n_fake, fraction, resample)
     real_idx = [np.arange(n_real) if resample == "fake" else np.sort(rng.choice(n_real, m_real, replace=False))
                 for _ in range(n_boot)]
     fake_idx = [np.sort(rng.choice(n_fake, m_fake, replace=False)) for _ in range(n_boot)]
@@ -265,20 +270,20 @@ def _fid_interval(eng: Engine, fr: Set, ff: Set, real_idx, fake_idx, resample, f
     real_full, fake_full = stats
     ref = _Reference(_Side.of(real_full, "real covariance"))
     full = ref.distance(_Side.of(fake_full, "fake covariance")) if fid_value is None else fid_value
-    if fid_method != "half-sampling":
-        on_host = isinstance(ff.local, Features) and isinstance(fr.local, Features) and not eng.distributed
-        if not on_host and fid_method == "delta":
-            raise ValueError("fid_method='delta' reads the rows on the host in one process: use engine='host' "
-                             "without a group, or fid_method='half-sampling'")
-        if on_host:
-            try:
-                terms = [side_terms(real_full, fake_full, ff.local, "real", "fake", progress)]
-                if resample == "both":
-                    terms.append(side_terms(fake_full, real_full, fr.local, "fake", "real", progress))
-                return delta_interval(full, terms, confidence, RANGES["fid"])
-            except DeltaUnavailable:
-                if fid_method == "delta":
-                    raise
+    on_host = isinstance(ff.local, Features) and isinstance(fr.local, Features) and not eng.distributed
+    if not on_host and fid_method == "delta":
+        raise ValueError("fid_method='delta' reads the rows on the host in one process: use engine='host' "
+                         "without a group, or fid_method='half-sampling'")
+
+    def delta() -> Interval:
+        terms = [side_terms(real_full, fake_full, ff.local, "real", "fake", progress)]
+        if resample == "both":
+            terms.append(side_terms(fake_full, real_full, fr.local, "fake", "real", progress))
+        return delta_interval(full, terms, confidence, RANGES["fid"])
+
+    iv = by_delta(fid_method, delta) if on_host else None
+    if iv is not None:
+        return iv
     rounds = len(fake_idx)
     if resample == "fake" and eng.rounds and not eng.distributed:  # the fake rows projected once (rounds.py)
         fd = FixedRealFrechet(real_full, ff.local)

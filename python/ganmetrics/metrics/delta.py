@@ -35,7 +35,9 @@ Rounding: everything is float64 on data scaled by an exact power of two to unit 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from statistics import NormalDist
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -48,6 +50,7 @@ from ganmetrics.stats import FeatureStats
 _BLOCK_ENTRIES = 1 << 22
 
 FID_METHODS = ("auto", "delta", "half-sampling")
+T = TypeVar("T")
 
 
 class DeltaUnavailable(ValueError):
@@ -72,22 +75,31 @@ def check_fid_method(fid_method: str) -> str:
     return fid_method
 
 
-def _factor(cov: np.ndarray, name: str, tol: dict) -> np.ndarray:
-    """L with cov = L L^T: Cholesky when cov is clearly positive definite, else the eigenvectors on its numerical
-    rank (an error for a clearly negative eigenvalue)."""
+def _factor(side: _Side, scale: float) -> np.ndarray:
+    """L with scale * cov = L L^T: Cholesky when cov is clearly positive definite, else the eigenvectors on its
+    numerical rank (:meth:`_Side.eig_factor`)."""
+    cov = np.asarray(side.cov, np.float64) * scale
     top = float(np.max(np.diag(cov))) if cov.size else 0.0
     try:
         low = np.linalg.cholesky(cov)
-        if np.min(np.diag(low)) ** 2 > tol["rank_tol"] * top:
+        if np.min(np.diag(low)) ** 2 > side.tolerances()["rank_tol"] * top:
             return low
     except np.linalg.LinAlgError:
         pass
-    w, v = np.linalg.eigh(cov)
-    big = max(float(w[-1]), 0.0)
-    if w[0] < -tol["psd_tol"] * max(big, np.finfo(np.float64).tiny):
-        raise ValueError(f"{name} is not positive semi-definite (eigenvalue {w[0]:.3g} against a largest of {big:.3g})")
-    keep = w > tol["rank_tol"] * big
-    return v[:, keep] * np.sqrt(w[keep])
+    return side.eig_factor(scale)
+
+
+def by_delta(fid_method: str, make: Callable[[], T]) -> T | None:
+    """``make()`` (a delta-method result) under ``fid_method``: None for "half-sampling", and for "auto" where the
+    method does not apply (:class:`DeltaUnavailable`), so the caller takes the rounds; "delta" raises there."""
+    if fid_method == "half-sampling":
+        return None
+    try:
+        return make()
+    except DeltaUnavailable:
+        if fid_method == "delta":
+            raise
+        return None
 
 
 def side_terms(fixed: FeatureStats, varying: FeatureStats, rows: Features, fixed_name: str = "real",
@@ -109,7 +121,7 @@ def side_terms(fixed: FeatureStats, varying: FeatureStats, rows: Features, fixed
         raise DeltaUnavailable(f"{fixed_name} and {varying_name} are one and the same repeated point")
     c = float(np.ldexp(1.0, -int(np.frexp(np.sqrt(total))[1])))  # an exact power of two: unit-sized data
     cov_b = np.asarray(side_b.cov, np.float64) * (c * c)
-    low = _factor(np.asarray(side_a.cov, np.float64) * (c * c), side_a.name, side_a.tolerances())
+    low = _factor(side_a, c * c)
     rank = low.shape[1]
     if rank == 0:
         raise DeltaUnavailable(f"{fixed_name} has a zero covariance: FID's root term has no derivative there")
@@ -166,19 +178,13 @@ class GeneratorTerms:
     def __init__(self, real_stats: FeatureStats, real_rows: Features | None, stats: FeatureStats, rows: Features,
                  name: str):
         self.real_stats, self.real_rows, self.stats, self.rows, self.name = real_stats, real_rows, stats, rows, name
-        self._own: SideTerms | None = None
-        self._on_real: SideTerms | None = None
 
-    @property
+    @cached_property
     def own(self) -> SideTerms:
-        if self._own is None:
-            self._own = side_terms(self.real_stats, self.stats, self.rows, "real", self.name)
-        return self._own
+        return side_terms(self.real_stats, self.stats, self.rows, "real", self.name)
 
-    @property
+    @cached_property
     def on_real(self) -> SideTerms:
-        if self._on_real is None:
-            if self.real_rows is None:
-                raise ValueError("the real side's influence needs the real features")
-            self._on_real = side_terms(self.stats, self.real_stats, self.real_rows, self.name, "real")
-        return self._on_real
+        if self.real_rows is None:
+            raise ValueError("the real side's influence needs the real features")
+        return side_terms(self.stats, self.real_stats, self.real_rows, self.name, "real")

@@ -120,6 +120,18 @@ class _Side:
         max_rank = -1 if self.n is None else max(0, self.n - 1)
         return {"rank_tol": rank_tol, "psd_tol": psd_tol, "max_rank": max_rank}
 
+    def eig_factor(self, scale: float = 1.0) -> np.ndarray:
+        """L with scale * cov = L L^T on its numerical rank, from a float64 eigendecomposition on the host (an
+        error for an eigenvalue too negative to be rounding)."""
+        tol = self.tolerances()
+        w, v = np.linalg.eigh(np.asarray(self.cov, np.float64) * scale)
+        top = max(float(w[-1]), 0.0)
+        if w[0] < -tol["psd_tol"] * max(top, np.finfo(np.float64).tiny):
+            raise ValueError(f"{self.name} is not positive semi-definite (eigenvalue {w[0]:.3g} against a largest of "
+                             f"{top:.3g})")
+        keep = w > tol["rank_tol"] * top
+        return v[:, keep] * np.sqrt(w[keep])
+
     def factor(self, scale: float = 1.0, torch_device: str | None = None) -> Any:
         """Factor of scale * cov (scale: an exact power of two): LAPACK's on the host, or a float64 tensor on
         ``torch_device`` (the torch engine)."""

@@ -208,16 +208,9 @@ class FixedRealFrechet:
     def __init__(self, real: FeatureStats, fake: Features):
         side = _Side.of(real, "real covariance")
         tol = side.tolerances()
-        cov = np.asarray(side.cov, np.float64)
-        w, v = np.linalg.eigh(cov)
-        top = max(float(w[-1]), 0.0)
-        if w[0] < -tol["psd_tol"] * max(top, np.finfo(np.float64).tiny):
-            raise ValueError("real covariance is not positive semi-definite (eigenvalue "
-                             f"{w[0]:.3g} against a largest of {top:.3g})")
-        keep = w > tol["rank_tol"] * top
-        self.factor = v[:, keep] * np.sqrt(w[keep])  # S_r = L L^T on its numerical rank
+        self.factor = side.eig_factor()  # S_r = L L^T on its numerical rank
         self.real_mean = np.asarray(side.mean, np.float64)
-        self.real_trace = float(np.trace(cov))
+        self.real_trace = float(np.trace(np.asarray(side.cov, np.float64)))
         self.rel_tol = max(_NEGATIVE_TOL, tol["psd_tol"])
         x = fake.rows(0, fake.n).astype(np.float64)
         self.shift = x.mean(axis=0)
