@@ -103,3 +103,48 @@ def each_engine(request):
     device = os.environ.get("GANMETRICS_TEST_DEVICE") if request.param == "torch" else None
     with forced_engine(request.param, device):
         yield request.param
+
+
+def memorization_reference(train, fake, threshold=1 / 3):
+    """The distance-ratio copy test by brute force: d1 the nearest training distance, d2 the nearest one farther
+    than d1 (inf when none), flagged when d1 == 0 or d1 < threshold * d2 (on squared distances)."""
+    d = sqdist(fake, train)
+    d1 = d.min(1)
+    nearest = d.argmin(1)  # numpy: the first (lowest) index of the minimum
+    d2 = np.where(d > d1[:, None], d, np.inf).min(1)
+    flagged = (d1 == 0) | (np.isfinite(d2) & (d1 < threshold * threshold * d2))
+    return flagged, nearest, d1, d2
+
+
+PEER_REPOS = os.environ.get("GANMETRICS_PEER_REPOS", "/work/.mirror")
+
+
+def peer_file(repo: str, path: str, tmp_path_factory) -> str:
+    """One file of a peer's repository that is not on PyPI (dgm-eval, Alaa et al.'s code), from a snapshot under
+    $GANMETRICS_PEER_REPOS (``owner+name/repo``: a bare git directory, or a checkout); skips when it is absent."""
+    import subprocess
+
+    root = os.path.join(PEER_REPOS, repo.replace("/", "+"), "repo")
+    if os.path.isfile(os.path.join(root, path)):
+        return os.path.join(root, path)
+    if not os.path.isdir(root):
+        pytest.skip(f"{repo} is not here: put a snapshot of https://github.com/{repo} at {root} "
+                    "(or set GANMETRICS_PEER_REPOS)")
+    got = subprocess.run(["git", "--git-dir", root, "show", f"HEAD:{path}"], capture_output=True)
+    if got.returncode:
+        pytest.skip(f"{repo}: {path} not in the snapshot at {root}")
+    out = tmp_path_factory.mktemp(repo.replace("/", "_")) / os.path.basename(path)
+    out.write_bytes(got.stdout)
+    return str(out)
+
+
+def load_peer_module(repo: str, path: str, name: str, tmp_path_factory):
+    """A peer repository's file imported as a module (its own code, run here; its global warning filters kept
+    to itself)."""
+    import warnings
+
+    spec = importlib.util.spec_from_file_location(name, peer_file(repo, path, tmp_path_factory))
+    module = importlib.util.module_from_spec(spec)
+    with warnings.catch_warnings():
+        spec.loader.exec_module(module)
+    return module

@@ -141,6 +141,10 @@ def _every_metric(rank, size):
     out["realism_warned"] = any("coincide" in str(w.message) for w in caught)
     out["nn1"] = dict(gm.nn1_accuracy(r, f, group="default"))
     out["memorization"] = dict(gm.memorization(r, f, group="default"))
+    out["authpct"] = dict(gm.authpct(r, f, group="default"))
+    out["alpha_precision"] = dict(gm.alpha_precision(r, f, group="default"))
+    out["coverage_holes"] = dict(gm.coverage_holes(r, f, k=3, group="default"))
+    out["train_neighbours"] = dict(gm.train_neighbours(r, f, k=4, group="default"))
     out["kid"] = gm.kid(r, f, subsets=12, subset_size=25, group="default")
     out["kid_full"] = gm.kid(r, f, subsets=None, group="default")
     out["kid_f32"] = gm.kid(r, f, subsets=5, subset_size=30, precision="float32", group="default")
@@ -184,6 +188,9 @@ def test_every_other_metric_on_shards_equals_one_process(size, tmp_path):
         warnings.simplefilter("ignore")
         realism = gm.realism_score(real, fake, k=3)
     nn1, mem = dict(gm.nn1_accuracy(real, fake)), gm.memorization(real, fake)
+    novelty = {"authpct": gm.authpct(real, fake), "alpha_precision": gm.alpha_precision(real, fake),
+               "coverage_holes": gm.coverage_holes(real, fake, k=3), "train_neighbours": gm.train_neighbours(real, fake, k=4)}
+    per_real = {"covered", "nearest_fake", "margin"}  # per real row; the other arrays are per fake row
     kid = gm.kid(real, fake, subsets=12, subset_size=25)
     kid_full = gm.kid(real, fake, subsets=None)
     kid_f32 = gm.kid(real, fake, subsets=5, subset_size=30, precision="float32")
@@ -221,6 +228,15 @@ def test_every_other_metric_on_shards_equals_one_process(size, tmp_path):
         np.testing.assert_array_equal(m["flagged"], mem.flagged[fa:fb])
         np.testing.assert_array_equal(m["nearest_train"], mem.nearest_train[fa:fb])
         np.testing.assert_array_equal(m["nearest_distance"], mem.nearest_distance[fa:fb])
+        for key in ("ratio", "second_distance"):
+            np.testing.assert_array_equal(m[key], mem[key][fa:fb])
+        for name, whole in novelty.items():  # bit-identical: the same exact distances, global indices, counts
+            for key, value in whole.items():
+                mine = got[name][key]
+                if isinstance(value, np.ndarray) and key not in ("holes", "alphas", "alpha_precision_curve",
+                                                                 "beta_recall_curve"):
+                    value = value[ra:rb] if key in per_real else value[fa:fb]
+                np.testing.assert_array_equal(mine, value, err_msg=f"{name}.{key}")
         np.testing.assert_allclose(got["kid"].values, kid.values, rtol=0, atol=1e-13 * kernel_scale)
         assert (got["kid"].subsets, got["kid"].subset_size) == (12, 25)
         assert got["kid_full"].mean == pytest.approx(kid_full.mean, rel=0, abs=1e-13 * kernel_scale)

@@ -128,7 +128,7 @@ def test_radii_realism_nn1_memorization(rng):
     lab = np.r_[np.zeros(80), np.ones(70)]
     acc = (lab[dz.argmin(1)] == lab).mean()
     assert gm.nn1_accuracy(real, fake).accuracy == pytest.approx(acc, abs=1e-15)
-    # memorization: copies of training rows are flagged
+    # memorization: copies of training rows are flagged, samples far from every training row are not
     fake2 = np.concatenate([real[:5], fake + 10])
     res = gm.memorization(real, fake2)
     assert list(res.indices) == [0, 1, 2, 3, 4]

@@ -122,19 +122,18 @@ def test_realism_score_near_radii():
     np.testing.assert_allclose(got, ref, rtol=1e-12)
 
 
-def test_memorization_uses_less_or_equal():
+def test_memorization_ratio_on_the_boundary_is_not_a_copy():
+    """d1 = threshold * d2 exactly (threshold 1/2, squared distances 1 and 4): not flagged, the test is strict;
+    a hair closer is flagged."""
     d = 512
-    train = (2 * np.eye(d)[:60]).astype(np.float32)  # every pair at squared distance 8: each nn radius^2 is 8
-    fake = train[:20].copy()
-    fake[np.arange(20), 60 + 2 * np.arange(20)] = 2  # + 2 e_k + 2 e_m, k, m outside the training support
-    fake[np.arange(20), 61 + 2 * np.arange(20)] = 2  # -> squared distance exactly 8 to its source, 16 to the rest
-    rng = np.random.default_rng(12)
-    far = (rng.standard_normal((20, d)) * 3).astype(np.float32)
-    res = gm.memorization(train, np.concatenate([fake, far]))
-    np.testing.assert_array_equal(res.flagged[:20], True)  # on the boundary: flagged, as |g - t| <= |t - NN(t)|
-    nn2 = kth_radius2(train, 1)
-    np.testing.assert_array_equal(res.flagged[20:], (sqdist(far, train) <= nn2[None, :]).any(1))
-    assert res.fraction == pytest.approx(res.flagged.mean())
+    train = np.zeros((3, d), np.float32)
+    train[1, 0], train[2, 1] = 3, -5  # rows 0, 3 e_0, -5 e_1
+    g = np.zeros((2, d), np.float32)
+    g[0, 0] = 2  # to 3 e_0: 1, to 0: 4 -- ratio exactly 1/2
+    g[1, 0] = 2.0078125  # a hair closer to 3 e_0 (exact in float32)
+    res = gm.memorization(train, g, threshold=0.5)
+    np.testing.assert_array_equal(res.flagged, [False, True])
+    assert res.ratio[0] == 0.5 and res.nearest_train.tolist() == [1, 1]
 
 
 def test_nn1_accuracy_tie_rule_goes_to_real():

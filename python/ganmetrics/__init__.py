@@ -17,14 +17,17 @@ from ganmetrics.metrics.kernel import KIDResult, cmmd, kid
 from ganmetrics.metrics.knn import (
     MetricResult,
     density_coverage,
+    coverage_holes,
     knn_radii,
-    memorization,
     nn1_accuracy,
     precision_recall,
     prdc,
     realism_score,
 )
+from ganmetrics.metrics.novelty import alpha_precision, authpct, ct_score, memorization, train_neighbours
+from ganmetrics.metrics.detectability import C2STResult, c2st
 from ganmetrics.metrics.prd import PRDResult, plot_prd, prd
+from ganmetrics.plots import plot_coverage_holes, plot_detectable, plot_nearest_neighbours, plot_realism
 from ganmetrics.metrics.vendi import vendi
 from ganmetrics.report import Report, evaluate
 from ganmetrics.reference import Reference
@@ -62,6 +65,17 @@ __all__ = [
     "density_coverage",
     "knn_radii",
     "memorization",
+    "alpha_precision",
+    "authpct",
+    "ct_score",
+    "train_neighbours",
+    "C2STResult",
+    "c2st",
+    "coverage_holes",
+    "plot_coverage_holes",
+    "plot_detectable",
+    "plot_nearest_neighbours",
+    "plot_realism",
     "nn1_accuracy",
     "precision_recall",
     "prdc",

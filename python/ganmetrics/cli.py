@@ -295,7 +295,7 @@ def _cmd_leaderboard(args) -> dict:
     board = evaluate_many(ref, names, metrics, sort=args.sort, n_boot=args.n_boot, seed=args.seed,
                           fid_method=args.fid_method, progress=_progress(args), **kw)
     if args.html:
-        board.to_html(args.html)
+        board.to_html(args.html, lines=args.checkpoints)
     if args.csv:
         with atomic_write(args.csv, "w") as fh:
             fh.write(board.to_csv())
@@ -563,6 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
     interval_options(sp)
     sp.add_argument("--seed", type=_count(0), default=0, metavar="SEED", help="bootstrap seed")
     sp.add_argument("--html", default=None, metavar="DIR", help="also write DIR/index.html with a plot")
+    sp.add_argument("--checkpoints", action="store_true",
+                    help="the generators are checkpoints of one run, in training order: the plot joins them by lines "
+                         "(default: points)")
     sp.add_argument("--csv", default=None, metavar="FILE", help="also write the table as CSV")
     images(sp)
     common(sp)

@@ -106,9 +106,10 @@ class Leaderboard:
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), indent=kwargs.pop("indent", 2), **kwargs)
 
-    def plot(self, path: str, order: Sequence[str] | None = None) -> str:
+    def plot(self, path: str, order: Sequence[str] | None = None, lines: bool = False) -> str:
         """Each metric with its interval across the generators (in ``order``, default: as given to
-        evaluate_many, e.g. checkpoints in training order), one panel per metric, saved as PNG."""
+        evaluate_many), one panel per metric, every panel naming the generators on its axis, saved as PNG. Points
+        only, unless ``lines``: the generators are checkpoints of one run, in training order, joined by lines."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -116,18 +117,19 @@ class Leaderboard:
 
         by_name = {e.name: e for e in self.entries}
         names = list(order or self.info["order"])
-        fig, axes = plt.subplots(len(self.metrics), 1, figsize=(max(4.0, 0.7 * len(names) + 2), 2.3 * len(self.metrics)),
+        fig, axes = plt.subplots(len(self.metrics), 1, figsize=(max(4.0, 0.7 * len(names) + 2), 2.8 * len(self.metrics)),
                                  squeeze=False, sharex=True)
         x = np.arange(len(names))
         for ax, m in zip(axes[:, 0], self.metrics):
             vals = np.array([by_name[n].values.get(m, np.nan) for n in names], dtype=float)
             lo = np.array([by_name[n].intervals[m].low if m in by_name[n].intervals else v for n, v in zip(names, vals)])
             hi = np.array([by_name[n].intervals[m].high if m in by_name[n].intervals else v for n, v in zip(names, vals)])
-            ax.errorbar(x, vals, yerr=[vals - lo, hi - vals], fmt="o-", capsize=3)
+            ax.errorbar(x, vals, yerr=[vals - lo, hi - vals], fmt="o-" if lines else "o", capsize=3)
             ax.set_ylabel(m + (" (lower better)" if m in LOWER_IS_BETTER else ""))
             ax.grid(alpha=0.3)
-        axes[-1, 0].set_xticks(x)
-        axes[-1, 0].set_xticklabels(names, rotation=30, ha="right")
+            ax.set_xticks(x)
+            ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+            ax.tick_params(labelbottom=True)
         fig.tight_layout()
         try:
             with atomic_write(path) as fh:
@@ -136,10 +138,11 @@ class Leaderboard:
             plt.close(fig)
         return path
 
-    def to_html(self, folder: str) -> str:
-        """``folder/index.html`` (the table and the plot) and ``folder/metrics.png``. Returns the page's path."""
+    def to_html(self, folder: str, lines: bool = False) -> str:
+        """``folder/index.html`` (the table and the plot) and ``folder/metrics.png`` (``lines``: see :meth:`plot`).
+        Returns the page's path."""
         os.makedirs(folder, exist_ok=True)
-        self.plot(os.path.join(folder, "metrics.png"))
+        self.plot(os.path.join(folder, "metrics.png"), lines=lines)
         rows = []
         for i, e in enumerate(self.entries):
             cells = "".join(f"<td>{html.escape(self._cell(e, m))}</td>" for m in self.metrics)

@@ -357,6 +357,25 @@ class Engine(abc.ABC):
                           col_min=col_min, row_min=row_min, strict=bool(strict), **kw)
         return expand(out, dq.ms, dr.ms)
 
+    def cross_neighbours(self, query: Set, ref: Set, k: int, center: np.ndarray,
+                         desc: str = "") -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest reference rows of every local query row: exact float64 squared distances and global row
+        indices, shape (local query rows, k), by (distance, index); every reference row counts (a copy is a
+        neighbour of its own)."""
+        if query.local.n == 0:
+            return np.zeros((0, k)), np.zeros((0, k), np.int64)
+        v, i, evaluated = self.knn_pass(query.local, ref.local, k, center, desc=desc)
+        self.evaluations += int(evaluated)
+        return np.asarray(v, np.float64), np.asarray(i, np.int64) + ref.start
+
+    def distances2_to(self, s: Set, point: np.ndarray, center: np.ndarray) -> np.ndarray:
+        """Exact float64 squared distance of every local row of ``s`` to ``point`` (a float64 vector)."""
+        if s.local.n == 0:
+            return np.zeros(0)
+        p = self.wrap(Features(np.ascontiguousarray(point, np.float64)[None, :], F64, "point"))
+        v, _, _ = self.knn_pass(self.wrap(s.local), p, 1, center, desc="")
+        return np.asarray(v, np.float64)[:, 0]
+
     def nearest(self, query: Set, ref: Set, center: np.ndarray, weight: np.ndarray, desc: str = "") -> np.ndarray:
         """Per local query row, min over reference rows r of weight[r] * |q - r|^2 (inf where every weight is 0)."""
         v, i, _ = self.knn_pass(query.local, ref.local, 1, center, np.ascontiguousarray(weight), desc=desc)

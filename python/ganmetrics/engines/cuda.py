@@ -47,6 +47,10 @@ class CudaEngine(Engine):
         raise ValueError("resampling rows (bootstrap intervals) is not done by the custom CUDA kernels; use "
                          "engine='torch' for features on a GPU")
 
+    def distances2_to(self, s: Set, point: np.ndarray, center: np.ndarray) -> np.ndarray:
+        raise ValueError("distances to a point (alpha-precision, beta-recall) are not done by the custom CUDA kernels; "
+                         "use engine='torch' for features on a GPU")
+
     def _tiles(self) -> dict:
         """Tile settings; without an explicit budget the CUDA module's own default applies."""
         kw = tile_kwargs(self.workspace_bytes)

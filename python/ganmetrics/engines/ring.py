@@ -515,6 +515,27 @@ class RingEngine(Engine):
             res["col_min"] = all_reduce_array(col_mins, "min", self.group)[mine][mr.inverse]
         return res
 
+    def cross_neighbours(self, query: Set, ref: Set, k: int, center: np.ndarray,
+                         desc: str = "") -> tuple[np.ndarray, np.ndarray]:
+        """The query rows stay; the reference rows travel round the ring and every block's k nearest merge by
+        (distance, global index)."""
+        n = query.local.n
+        vals, gidx = np.full((n, k), np.inf), np.full((n, k), np.iinfo(np.int64).max, dtype=np.int64)
+        le = self.local_engine
+        q = le.wrap(query.local) if n else None
+        rows_at = offsets(ref.counts)
+        for _, src, (block,) in ring([ref.local.array], [(c,) for c in ref.counts], self.group, self.sent):
+            if q is None or len(block) == 0:
+                continue
+            v, i, evaluated = le.knn_pass(q, le.wrap(Features(block, ref.local.code, ref.name)), min(k, len(block)),
+                                          center, desc=desc)
+            le.evaluations += int(evaluated)
+            vals, gidx = _merge_topk(vals, gidx, np.asarray(v, np.float64), np.asarray(i, np.int64) + rows_at[src], k)
+        return vals, gidx
+
+    def distances2_to(self, s: Set, point: np.ndarray, center: np.ndarray) -> np.ndarray:
+        return self.local_engine.distances2_to(s, point, center)  # this rank's rows: nothing travels
+
     def nearest(self, query: Set, ref: Set, center: np.ndarray, weight: np.ndarray, desc: str = "") -> np.ndarray:
         best = np.full(query.local.n, np.inf)
         w_all = np.ascontiguousarray(weight, dtype=np.float64)

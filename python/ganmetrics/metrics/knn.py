@@ -1,4 +1,4 @@
-"""Exact k-NN metrics: precision, recall, density, coverage, realism, 1-NN accuracy, memorization.
+"""Exact k-NN metrics: precision, recall, density, coverage (and its holes), realism, 1-NN accuracy.
 
 Each metric is written once, on the engine primitives (:mod:`ganmetrics.engines`): exact squared k-NN radii
 (``radii2``) and one cross pass (``cross``), whose every decision -- is this point inside that ball, which
@@ -188,6 +188,34 @@ def density_coverage(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int |
     return prdc_values(eng, fr, ff, out, real_r2, info, ("density", "coverage"))
 
 
+@accepts_images("real", "fake")
+def coverage_holes(real: Any, fake: Any, k: int = 5, *, workspace_bytes: int | None = None,
+                   progress: bool | None = None, group: Any = None, engine: str = "auto") -> MetricResult:
+    """Coverage per real sample (Naeem et al. 2020): which real samples no generated sample comes near.
+
+    Returns ``coverage`` (as :func:`density_coverage`), and per real sample ``covered`` (some generated sample
+    lies within its k-NN ball), ``nearest_fake`` (global index) and ``margin`` (distance to the nearest generated
+    sample over the ball's radius: > 1 for a hole, the larger the farther; inf where the radius is 0 and the
+    sample is not covered). ``holes``: the uncovered real samples, the largest margin first. ``group``: each rank
+    passes its shards; ``holes`` and ``coverage`` are global, the per-sample arrays are this rank's real rows.
+    """
+    eng, fr, ff = _real_fake(real, fake, "coverage_holes", workspace_bytes, progress, group, engine, k=k)
+    k = check_k(k, "k", fr.n, "real")
+    center = eng.center(fr, ff)
+    real_r2 = eng.radii2(fr, k, center)
+    out = eng.cross(fr, ff, center, row_min=True, desc="real x fake pass")
+    covered = out["row_min"] <= real_r2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        margin = np.where(real_r2 > 0, np.sqrt(out["row_min"] / np.where(real_r2 > 0, real_r2, 1.0)),
+                          np.where(covered, 0.0, np.inf))
+    holes = eng.concat(np.flatnonzero(~covered) + fr.start)
+    all_margin = eng.concat(margin)
+    holes = holes[np.argsort(-all_margin[holes], kind="stable")]
+    values = {"coverage": _fraction(eng, covered, fr.n), "covered": covered, "nearest_fake": out["row_argmin"],
+              "margin": margin, "holes": holes}
+    return MetricResult(values, {"k": k, **eng.info()})
+
+
 # ---------------------------------------------------------------------------------------------- the others
 @accepts_images("real", "fake")
 def realism_score(real: Any, fake: Any, k: int = 3, *, workspace_bytes: int | None = None,
@@ -244,34 +272,3 @@ def nn1_accuracy(real: Any, fake: Any, *, workspace_bytes: int | None = None,
         "fake_accuracy": float(fake_ok / ff.n),
     }
     return MetricResult(values, {"n_real": fr.n, "n_fake": ff.n, **eng.info()})
-
-
-@accepts_images("train", "fake")
-def memorization(train: Any, fake: Any, *, workspace_bytes: int | None = None,
-                 progress: bool | None = None, group: Any = None, engine: str = "auto") -> MetricResult:
-    """Copy detection: generated samples closer to a training sample than its own nearest neighbour.
-
-    A fake sample g is flagged when some training sample t has |g - t| <= |t - NN(t)|, the distance
-    from t to its nearest other training sample. Returns ``fraction`` (flagged / fake), ``indices``
-    of the flagged fake samples, ``flagged`` (bool per fake sample), and per fake sample the index of
-    its nearest training sample and the distance to it (``nearest_train``, ``nearest_distance``).
-    ``group``: each rank passes its shards; ``fraction`` and ``indices`` (into the concatenated fake set) are
-    global, ``flagged``, ``nearest_train`` (an index into the concatenated training set) and
-    ``nearest_distance`` belong to this rank's fake rows.
-    """
-    eng = engines.select(train, fake, group=group, engine=engine, workspace_bytes=workspace_bytes, progress=progress,
-                         call={"call": "memorization"})
-    ft, ff = eng.sets({"train": train, "fake": fake}, what="memorization")
-    center = eng.center(ft, ff)
-    train_r2 = eng.radii2(ft, 1, center)
-    out = eng.cross(ff, ft, center, col_radius2=train_r2, row_min=True, desc="fake x train pass")
-    flagged = out["row_count"] > 0
-    indices = eng.concat(np.flatnonzero(flagged) + ff.start)
-    values = {
-        "fraction": float(len(indices) / ff.n),
-        "indices": indices,
-        "flagged": flagged,
-        "nearest_train": out["row_argmin"],  # the lowest index among equal rows
-        "nearest_distance": np.sqrt(out["row_min"]),
-    }
-    return MetricResult(values, {"rechecked_pairs": int(eng.total(np.int64(out["rechecked"]))), **eng.info()})
