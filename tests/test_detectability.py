@@ -70,6 +70,23 @@ def test_mlp_and_any_fit_predict_proba_object():
     assert const.accuracy == 0.5 and const.auc == 0.5
 
 
+def test_unequal_set_sizes_keep_chance_at_one_half():
+    """Accuracy is balanced: with 3 real samples for every generated one, guessing "real" scores 0.5, not 0.75."""
+    rng = np.random.default_rng(5)
+    real, fake = rng.standard_normal((600, 4)), rng.standard_normal((200, 4))
+    res = gm.c2st(real, fake, permutations=0)
+    assert abs(res.accuracy - 0.5) < 0.06
+
+    class Majority:
+        def fit(self, x, y):
+            return self
+
+        def predict_proba(self, x):
+            return np.tile([0.9, 0.1], (len(x), 1))
+
+    assert gm.c2st(real, fake, classifier=Majority(), permutations=0).accuracy == 0.5
+
+
 def test_c2st_relates_to_nn1_accuracy():
     """Both are two-sample tests of the same sets; on well separated sets both reach 1."""
     rng = np.random.default_rng(3)

@@ -494,6 +494,18 @@ def test_torchrun_splits_feature_files_and_image_folders_between_ranks(tmp_path,
             assert got.keys() == want.keys()
             for key in want:
                 assert got[key] == pytest.approx(want[key], rel=1e-10), key
+    # novelty: copies and AuthPct over the shards, the same decisions as one process (C_T and --html refuse)
+    np.save(tmp_path / "copies.npy", np.concatenate([np.load(tmp_path / "real.npy")[:40] + np.float32(1e-3),
+                                                    np.load(tmp_path / "fake.npy")]))
+    run = _torchrun(["novelty", "real.npy", "copies.npy", "--json", "--quiet"], 3, tmp_path)
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)
+    want = _cli_json(["novelty", str(tmp_path / "real.npy"), str(tmp_path / "copies.npy"), "--json", "--quiet"], capsys)
+    for out in (got, want):
+        out.pop("seconds"), out.pop("most_copy_like", None)
+    assert got == want and got["copies"] >= 40
+    run = _torchrun(["novelty", "real.npy", "copies.npy", "--test", "fake.npy", "--quiet"], 2, tmp_path)
+    assert run.returncode != 0 and "one process" in run.stderr
     images = ["fid", "real_images", "fake_images", "--extractor", "digits", "--workers", "0", "--cache-dir", "cache",
               "--json", "--quiet"]
     run = _torchrun(images, 4, tmp_path)

@@ -8,6 +8,8 @@
     ganmetrics reference REAL -o ref.gmref [--metrics fid,precision,...] [--k 5]
     ganmetrics leaderboard ref.gmref FAKE... [--sort fid] [--html DIR] [--csv FILE] [--json]
     ganmetrics demo [--out DIR] [--train]
+    ganmetrics novelty TRAIN FAKE [--test TEST] [--html DIR] [--json]
+    ganmetrics c2st REAL FAKE [--classifier logistic|mlp] [--permutations 100] [--html DIR]
     ganmetrics example [--n 10000] [--dim 2048]
     ganmetrics info
     ganmetrics --version
@@ -17,7 +19,7 @@ turned into features first (``--extractor``, ``--resize``, ``--weights``, ``--de
 takes statistics .npz files (``mu``, ``sigma``).
 Bad input prints one line ``ganmetrics: error: ...`` and exits with status 2.
 
-Under ``torchrun --nproc_per_node=N -m ganmetrics fid|kid|prdc|stats ...`` the ranks split every input
+Under ``torchrun --nproc_per_node=N -m ganmetrics fid|kid|prdc|stats|novelty ...`` the ranks split every input
 (the images of a folder/zip/array, or the rows of a feature file) into contiguous shares, each rank extracts
 and holds its share only (on ``cuda:LOCAL_RANK`` with ``--device cuda``), the metric runs over the shards
 (:mod:`ganmetrics.engines.ring`, gloo), and rank 0 prints the result and writes any output file.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import html
 import json
 import os
 import sys
@@ -49,9 +52,12 @@ from ganmetrics.leaderboard import evaluate_many
 from ganmetrics.metrics.delta import FID_METHODS
 from ganmetrics.metrics.frechet import fid
 from ganmetrics.metrics.kernel import kid
+from ganmetrics.metrics.detectability import CLASSIFIERS, c2st
 from ganmetrics.metrics.knn import prdc
+from ganmetrics.metrics.novelty import authpct, ct_score, memorization
+from ganmetrics.plots import plot_detectable, plot_nearest_neighbours, plot_realism
 from ganmetrics.reference import Reference
-from ganmetrics.report import evaluate
+from ganmetrics.report import KNOWN, evaluate
 from ganmetrics.runtime import build_info
 from ganmetrics.stats import FeatureStats, as_stats, looks_like_statistics, stats_of
 
@@ -113,12 +119,19 @@ def _feature_share(path: str, label: str, args):
     return f.array[a:b]
 
 
+def _label(args, attr: str) -> str:
+    """How the command line names an input: REAL (TRAIN for novelty), FAKE, TEST, INPUT, REFERENCE."""
+    if attr == "real" and getattr(args, "command", "") == "novelty":
+        return "TRAIN"
+    return {"features": "INPUT", "reference": "REFERENCE"}.get(attr, attr.upper())
+
+
 def _sides(args, want: str) -> tuple[object, object, dict]:
     group = getattr(args, "_group", None)
 
     def local():
         info: dict = {}
-        real = _side(args, args.real, "REAL", want, info)
+        real = _side(args, args.real, _label(args, "real"), want, info)
         fake = _side(args, args.fake, "FAKE", want, info)
         _check_image_options(args, bool(info))
         return real, fake, info
@@ -302,6 +315,100 @@ def _cmd_leaderboard(args) -> dict:
     out = board.to_dict()
     out["seconds"] = time.perf_counter() - t0
     out["_markdown"] = board.to_markdown()
+    return out
+
+
+def _cmd_novelty(args) -> dict:
+    """Copies (the distance-ratio test) and AuthPct against the training set, C_T with a held-out test set, and
+    with --html the pictures behind the numbers. Under torchrun: memorization and AuthPct over the shards."""
+    group = getattr(args, "_group", None)
+    if group is not None and (args.test or args.html):
+        raise ValueError("--test (C_T) and --html see every sample: run them as one process, not under torchrun")
+    t0 = time.perf_counter()
+    train, fake, info = _sides(args, "features")
+    mem = memorization(train, fake, threshold=args.threshold, progress=_progress(args), group=group)
+    auth = authpct(train, fake, progress=_progress(args), group=group)
+    order = np.argsort(mem.ratio, kind="stable") if group is None else None
+    out: dict = {"memorization": mem.fraction, "copies": len(mem.indices), "threshold": args.threshold,
+                 "authpct": auth.authpct}
+    if order is not None:
+        out["most_copy_like"] = [int(i) for i in order[:10]]
+    if args.test:
+        test = _side(args, args.test, "TEST", "features", info)
+        res = ct_score(train, test, fake, cells=args.cells, seed=args.seed)
+        out.update({"ct": res.ct, "ct_cells_used": int(res.cell_used.sum()), "ct_cells": args.cells})
+    if args.html:
+        out["html"] = _novelty_html(args, train, fake, mem, auth, out)
+    out.update({**info, "seconds": time.perf_counter() - t0})
+    if args.json:
+        out["flagged_indices"] = [int(i) for i in mem.indices]
+    return out
+
+
+def _write_page(folder: str, title: str, table: dict, pictures: list[tuple[str, str]], note: str) -> str:
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(f'{v:.6g}' if isinstance(v, float) else str(v))}"
+                   "</td></tr>" for k, v in table.items())
+    figs = "".join(f"<figure><img src='{name}' alt='{html.escape(caption)}'><figcaption>{html.escape(caption)}"
+                   "</figcaption></figure>" for name, caption in pictures)
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title><style>"
+            "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}img{max-width:100%}"
+            "figcaption{font-size:13px;color:#444}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><table>{rows}</table><p>{html.escape(note)}</p>{figs}"
+            f"<p>ganmetrics {html.escape(__version__)}</p></body></html>")
+    path = os.path.join(folder, "index.html")
+    with atomic_write(path, "w") as fh:
+        fh.write(page)
+    return path
+
+
+NOVELTY_PICTURES = ("nearest.png", "realism.png")
+
+
+def _novelty_html(args, train, fake, mem, auth, table: dict) -> str:
+    """DIR/index.html: the numbers, and for image inputs the nearest-neighbour grid and the realism ranking."""
+    os.makedirs(args.html, exist_ok=True)
+    pictures = []
+    if is_image_input(args.real) and is_image_input(args.fake):
+        plot_nearest_neighbours(args.real, args.fake, train_features=train, fake_features=fake,
+                                threshold=args.threshold, path=os.path.join(args.html, "nearest.png"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a copy of a training image has realism +inf: the grid shows it
+            plot_realism(train, args.fake, fake_features=fake, path=os.path.join(args.html, "realism.png"))
+        pictures = [("nearest.png", "each generated sample beside its nearest training images, the flagged copies "
+                                    "first (red), then by the distance ratio d1 / d2"),
+                    ("realism.png", "generated samples by realism score against the training set: most realistic "
+                                    "(top), least (bottom)")]
+    note = (f"memorization: the share of generated samples closer to one training sample than {args.threshold:.3g} "
+            "times their distance to any other (Yoon et al. 2023; Gu et al. 2023). authpct: the percentage whose "
+            "nearest training sample has a nearer training neighbour (Alaa et al. 2022, as dgm-eval). ct: C_T "
+            "(Meehan et al. 2020), << 0 when generated samples are closer to the training set than held-out data.")
+    return _write_page(args.html, "ganmetrics novelty", {k: v for k, v in table.items() if k != "most_copy_like"},
+                       pictures, note + ("" if pictures else " (Pictures need image inputs.)"))
+
+
+def _cmd_c2st(args) -> dict:
+    t0 = time.perf_counter()
+    real, fake, info = _sides(args, "features")
+    res = c2st(real, fake, classifier=args.classifier, folds=args.folds, permutations=args.permutations,
+               seed=args.seed, progress=_progress(args))
+    out = {"accuracy": res.accuracy, "auc": res.auc, "p_value": res.p_value, "classifier": args.classifier,
+           "folds": args.folds, "permutations": args.permutations,
+           "most_detectable": [int(i) for i in res.most_detectable[:10]], **info}
+    if out["p_value"] is None:
+        del out["p_value"]
+    if args.html:
+        os.makedirs(args.html, exist_ok=True)
+        pictures = []
+        if is_image_input(args.fake):
+            plot_detectable(args.fake, res, path=os.path.join(args.html, "detectable.png"))
+            pictures = [("detectable.png", "the generated samples the classifier finds most detectable")]
+        out["html"] = _write_page(args.html, "ganmetrics c2st", {k: v for k, v in out.items()
+                                                                   if k != "most_detectable"}, pictures,
+                                  "Classifier two-sample test (Lopez-Paz & Oquab 2017): out-of-fold accuracy of a "
+                                  "classifier telling real from generated; 0.5: indistinguishable, 1: always told "
+                                  "apart.")
+    out["seconds"] = time.perf_counter() - t0
     return out
 
 
@@ -528,7 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Several metrics between two feature files, sharing the work they have in common.")
     sets(sp, FEATURES_HELP)
     sp.add_argument("--metrics", default=DEFAULT_METRICS, metavar="LIST",
-                    help=f"comma-separated, from fid,kid,precision,recall,density,coverage,nn1_accuracy,vendi,prd "
+                    help=f"comma-separated, from {','.join(KNOWN)} (memorization and authpct read REAL as the training set) "
                          f"(default: {DEFAULT_METRICS})")
     k_option(sp, 5)
     sp.add_argument("--seed", type=_count(0), default=0, metavar="SEED",
@@ -589,6 +696,41 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.set_defaults(func=_cmd_demo)
 
+    sp = sub.add_parser("novelty", help="does the generator copy its training set? copies, AuthPct, C_T, pictures",
+                        description="Near-copies of training samples by the distance-ratio test (Yoon et al. 2023; "
+                                    "Gu et al. 2023), AuthPct (Alaa et al. 2022, as dgm-eval), and with --test the "
+                                    "C_T data-copying test (Meehan et al. 2020).")
+    sp.add_argument("real", metavar="TRAIN", help="the generator's training set: " + FEATURES_HELP)
+    sp.add_argument("fake", metavar="FAKE", help="the generated set: " + FEATURES_HELP)
+    sp.add_argument("--test", default=None, metavar="TEST", help="held-out real samples (C_T): " + FEATURES_HELP)
+    sp.add_argument("--threshold", type=float, default=1 / 3, metavar="T",
+                    help="a copy is closer to one training sample than T times its distance to any other (default 1/3)")
+    sp.add_argument("--cells", type=_count(1), default=3, metavar="N", help="C_T's k-means cells (default 3)")
+    sp.add_argument("--seed", type=_count(0), default=0, metavar="SEED", help="C_T's k-means seed (default 0)")
+    sp.add_argument("--html", default=None, metavar="DIR",
+                    help="also write DIR/index.html (with the nearest-neighbour grid and the realism ranking for "
+                         "image inputs)")
+    images(sp)
+    common(sp)
+    sp.set_defaults(func=_cmd_novelty)
+
+    sp = sub.add_parser("c2st", help="can a classifier tell the generated samples from real ones?",
+                        description="Classifier two-sample test (Lopez-Paz & Oquab 2017): stratified k-fold accuracy "
+                                    "and AUC of a classifier telling real from generated features, with a "
+                                    "permutation p-value.")
+    sets(sp, FEATURES_HELP)
+    sp.add_argument("--classifier", default="logistic", choices=CLASSIFIERS,
+                    help="logistic (default: L2-regularized logistic regression on standardized features) or mlp")
+    sp.add_argument("--folds", type=_count(2), default=5, metavar="K", help="stratified folds (default 5)")
+    sp.add_argument("--permutations", type=_count(0), default=100, metavar="N",
+                    help="label permutations for the p-value (default 100; 0: none)")
+    sp.add_argument("--seed", type=_count(0), default=0, metavar="SEED", help="folds, classifier and permutations")
+    sp.add_argument("--html", default=None, metavar="DIR",
+                    help="also write DIR/index.html (with the most detectable samples for image inputs)")
+    images(sp)
+    common(sp)
+    sp.set_defaults(func=_cmd_c2st)
+
     sp = sub.add_parser("info", help="version, BLAS, threads and CUDA module", description="Build and device information.")
     common(sp)
     sp.set_defaults(func=_cmd_info)
@@ -597,11 +739,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_files(args) -> None:
     """Every named input must exist before any work starts (a folder is an image input)."""
-    for attr in ("real", "fake", "features", "reference"):
+    for attr in ("real", "fake", "test", "features", "reference"):
         path = getattr(args, attr, None)
         if path is None:
             continue
-        label = {"features": "INPUT", "reference": "REFERENCE"}.get(attr, attr.upper())
+        label = _label(args, attr)
         if not os.path.exists(path):
             raise FileNotFoundError(f"{label}: no such file or folder: {path}")
 
@@ -609,14 +751,12 @@ def _check_files(args) -> None:
 def _check_outputs(args) -> None:
     """No output may be an input (the same file through any path or link), checked before any work: ``-o``,
     ``--csv`` and the files ``--html DIR`` writes; an input folder is never an ``--html`` folder."""
-    inputs = {label: getattr(args, attr, None) for attr, label in
-              (("real", "REAL"), ("fake", "FAKE"), ("features", "INPUT"), ("reference", "REFERENCE"))}
+    inputs = {_label(args, attr): getattr(args, attr, None) for attr in ("real", "fake", "test", "features", "reference")}
     inputs.update({f"FAKE {path}": path for path in getattr(args, "fakes", None) or []})
     outputs = {"--output": getattr(args, "output", None), "--csv": getattr(args, "csv", None)}
     html = getattr(args, "html", None)
     if html is not None:
-        outputs.update({"--html (index.html)": os.path.join(html, "index.html"),
-                        "--html (metrics.png)": os.path.join(html, "metrics.png")})
+        outputs.update({f"--html ({name})": os.path.join(html, name) for name in HTML_FILES.get(args.command, ())})
         for label, path in inputs.items():
             if path is not None and os.path.isdir(path) and os.path.isdir(html) and os.path.samefile(path, html):
                 raise ValueError(f"--html {html} is the input folder {label}; the page and its plot would be "
@@ -634,7 +774,9 @@ def _cli_words(message: str) -> str:
     return message
 
 
-SHARDED_COMMANDS = ("fid", "kid", "prdc", "stats")
+SHARDED_COMMANDS = ("fid", "kid", "prdc", "stats", "novelty")
+HTML_FILES = {"leaderboard": ("index.html", "metrics.png"), "novelty": ("index.html",) + NOVELTY_PICTURES,
+              "c2st": ("index.html", "detectable.png")}
 
 
 def _launched_ranks() -> tuple[int, int]:

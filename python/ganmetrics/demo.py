@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +20,7 @@ import ganmetrics as gm
 from ganmetrics._io import atomic_write
 from ganmetrics._progress import progress_bar
 from ganmetrics.models import data, zoo
+from ganmetrics.plots import plot_nearest_neighbours, plot_realism
 from ganmetrics.models.degraded import Blurred, Collapsed, ModeDropped, Noised, TrueSampler
 
 METRICS = ["fid", "kid", "precision", "recall", "density", "coverage", "nn1_accuracy"]
@@ -318,6 +320,20 @@ def _plots(out_dir, rows, runs, samples, evaluators) -> dict[str, list[str]]:
         _savefig(fig, os.path.join(out_dir, path))
         figs[model].append(path)
 
+        if model == "digits":  # the samples behind the numbers: the best loss's final checkpoint
+            x = samples[(model, best_loss(model, rows))]
+            fake_images, feats = np.clip((x + 1) / 2, 0, 1), ev.extractor.features(x)
+            train_images = np.clip((ev.real_images + 1) / 2, 0, 1)
+            path = f"{model}_nearest.png"
+            plot_nearest_neighbours(train_images, fake_images, train_features=ev.real, fake_features=feats, k=6,
+                                    rows=8, path=os.path.join(out_dir, path))
+            figs[model].append(path)
+            path = f"{model}_realism.png"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a sample on a real one has realism +inf; the ranking shows it
+                plot_realism(ev.real, fake_images, fake_features=feats, n=10, path=os.path.join(out_dir, path))
+            figs[model].append(path)
+
         # precision-recall map of every generator (final checkpoints and degraded)
         fig, ax = plt.subplots(figsize=(4.6, 4.2))
         markers = "osD^v<>ph*"
@@ -366,6 +382,14 @@ FIGURE_NOTES = {
     "training": "Training curves, smoothed: generator and discriminator losses (their scales differ between "
                 "losses and are not comparable across them), the gradient penalty (WGAN-GP only) and the "
                 "discriminator's gradient norm.",
+    "nearest": "The best loss's final generator: each generated digit beside its 6 nearest training digits in the "
+               "classifier's feature space, nearest first. The rows are the most copy-like samples (lowest ratio of "
+               "the distances to the nearest and the next training sample); red titles are those "
+               "ganmetrics.memorization flags as copies (ratio < 1/3). A GAN that generalizes shows variations, "
+               "not the training digits themselves.",
+    "realism": "The same generator's samples ranked by realism score (Kynkäänniemi et al. 2019): the most realistic "
+               "(top) and the least (bottom, red). Low scores point at the malformed samples that precision counts "
+               "as outside the real manifold.",
     "precision_recall": "Precision (are the samples realistic?) against recall (is the variety covered?) for every "
                         "generator in the table: the true distribution sits near (1, 1), dropped modes move left, "
                         "noise and blur move down, collapse goes to the bottom-left.",

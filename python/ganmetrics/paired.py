@@ -27,7 +27,7 @@ from ganmetrics.metrics.rounds import FixedRealFrechet, SideRounds, knn_rounds
 from ganmetrics.stats import FeatureStats
 
 INTERVAL_METRICS = ("fid", *KNN_METRICS)
-LOWER_IS_BETTER = {"fid", "kid", "kid_std"}
+LOWER_IS_BETTER = {"fid", "kid", "kid_std", "memorization", "c2st", "c2st_auc"}  # c2st: toward 0.5
 
 
 def _better_key(metric: str):

@@ -42,7 +42,8 @@ from ganmetrics.stats import MAX_SAMPLES, FeatureStats, looks_like_statistics
 
 FORMAT = "ganmetrics-reference"
 FORMAT_VERSION = 1
-NEEDS_FEATURES = {"kid", "nn1_accuracy", "prd", *KNN_METRICS}
+NEEDS_FEATURES = {"kid", "nn1_accuracy", "prd", "memorization", "authpct", "alpha_precision", "beta_recall",
+                  "authenticity", "c2st", *KNN_METRICS}
 
 
 def _features_of(x: Any, name: str, image_kw: dict, progress: bool | None) -> tuple[Features, Any]:

@@ -15,12 +15,19 @@ from ganmetrics.engines import HostEngine, check_same_dim
 from ganmetrics.metrics.bootstrap import Interval, check_interval_args, interval_note, round_sizes, sample_intervals
 from ganmetrics.metrics.frechet import _Side, stats_distance, warn_small
 from ganmetrics.metrics.kernel import kid
+from ganmetrics.metrics.detectability import c2st
 from ganmetrics.metrics.knn import nn1_accuracy, prdc_features
+from ganmetrics.metrics.novelty import alpha_precision, authpct, memorization
 from ganmetrics.metrics.prd import prd
 from ganmetrics.metrics.vendi import vendi
 from ganmetrics.stats import FeatureStats
 
-KNOWN = ("fid", "kid", "precision", "recall", "density", "coverage", "nn1_accuracy", "vendi", "prd")
+KNOWN = ("fid", "kid", "precision", "recall", "density", "coverage", "nn1_accuracy", "vendi", "prd", "memorization",
+         "authpct", "alpha_precision", "beta_recall", "authenticity", "c2st")
+# the metrics that read the real set as the generator's training set (novelty), and those of alpha_precision
+NOVELTY = ("memorization", "authpct")
+ALPHA_BETA = {"alpha_precision": "delta_precision_alpha", "beta_recall": "delta_recall_beta",
+              "authenticity": "authenticity"}
 DEFAULT_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage")
 
 
@@ -66,7 +73,11 @@ def evaluate(
     """Compute several metrics between two feature sets, doing shared work once.
 
     ``metrics`` from: fid, kid, precision, recall, density, coverage, nn1_accuracy, vendi (of
-    the fake set), prd. The four k-NN metrics share one set of radii and one cross pass. KID follows
+    the fake set), prd; the novelty metrics memorization (the share of copies, :func:`ganmetrics.memorization`)
+    and authpct, which read ``real`` as the generator's training set; alpha_precision, beta_recall and
+    authenticity (:func:`ganmetrics.alpha_precision`'s integrated scores); c2st (the accuracy of
+    :func:`ganmetrics.c2st`, seeded by ``seed``, with ``c2st_auc`` beside it; its permutation p-value is that
+    function's). The four k-NN metrics share one set of radii and one cross pass. KID follows
     :func:`ganmetrics.kid` (subsets of 1000, or of the smaller set's size; computed once over the full
     sets, with a warning, when the subsets would cover both whole sets); ``info["kid_estimate"]`` says
     which estimate was made. FID warns (SmallSampleWarning) when a set has n <= d samples.
@@ -174,6 +185,17 @@ def _evaluate(fr, ff, metrics: Sequence[str], *, k: int, seed: int, kid_subsets,
         values.update({m: res[m] for m in knn})
     if "nn1_accuracy" in metrics:
         values["nn1_accuracy"] = timed("nn1_accuracy", lambda: nn1_accuracy(fr, ff, progress=progress).accuracy)
+    if "memorization" in metrics:
+        values["memorization"] = timed("memorization", lambda: memorization(fr, ff, progress=progress).fraction)
+    if "authpct" in metrics:
+        values["authpct"] = timed("authpct", lambda: authpct(fr, ff, progress=progress).authpct)
+    ab = [m for m in ALPHA_BETA if m in metrics]
+    if ab:
+        res = timed("alpha_precision", lambda: alpha_precision(fr, ff, progress=progress))
+        values.update({m: res[ALPHA_BETA[m]] for m in ab})
+    if "c2st" in metrics:
+        res = timed("c2st", lambda: c2st(fr, ff, permutations=0, seed=seed, progress=progress))
+        values["c2st"], values["c2st_auc"] = res.accuracy, res.auc
     if "vendi" in metrics:
         values["vendi"] = timed("vendi", lambda: vendi(ff))
     if "prd" in metrics:

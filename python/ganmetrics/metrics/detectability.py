@@ -26,7 +26,7 @@ CLASSIFIERS = ("logistic", "mlp")
 
 
 class C2STResult(MetricResult):
-    """``accuracy`` (out-of-fold, in [0, 1]; 0.5 = undetectable), ``auc`` (ROC AUC of the out-of-fold scores),
+    """``accuracy`` (out-of-fold, balanced, in [0, 1]; 0.5 = undetectable), ``auc`` (ROC AUC of the out-of-fold scores),
     ``p_value`` (permutation test of accuracy <= 0.5; None without permutations), ``scores`` (per sample of
     [real; fake], the out-of-fold probability of being generated), ``real_scores``, ``fake_scores``,
     ``most_detectable`` (generated samples' indices, most confidently detected first) and ``fold_accuracy``."""
@@ -41,7 +41,7 @@ def _classifier(classifier: Any, seed: int, C: float) -> Any:
 
     if isinstance(classifier, str):
         if classifier == "logistic":
-            return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
+            return make_pipeline(StandardScaler(), LogisticRegression(C=C, class_weight="balanced", max_iter=2000))
         if classifier == "mlp":
             return make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(128,), alpha=1e-3, max_iter=500,
                                                                  random_state=seed))
@@ -77,7 +77,9 @@ def _out_of_fold(est: Any, x: np.ndarray, y: np.ndarray, folds: list) -> np.ndar
 
 
 def _accuracy(scores: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean((scores > 0.5) == (y == 1)))
+    """Balanced accuracy: the mean of the accuracies on real and on generated samples (0.5 is chance at any sizes)."""
+    fake = y == 1
+    return float(0.5 * (np.mean(scores[fake] > 0.5) + np.mean(scores[~fake] <= 0.5)))
 
 
 def _check_int(name: str, value: Any, low: int) -> int:
@@ -93,14 +95,15 @@ def c2st(real: Any, fake: Any, *, classifier: Any = "logistic", folds: int = 5, 
 
     The samples of both sets are split into ``folds`` stratified folds (shuffled with ``seed``); a classifier
     trained on the other folds scores each held-out sample with its probability of being generated. ``accuracy``
-    (score > 0.5 read as "generated") and ``auc`` are taken over every sample's out-of-fold score: 0.5 means the
-    classifier cannot tell the sets apart, 1.0 that it always can (lower is better for a generator; well below
+    (score > 0.5 read as "generated"; balanced: the mean of the accuracies on the real and on the generated
+    samples, so that chance is 0.5 whatever the set sizes) and ``auc`` are taken over every sample's out-of-fold
+    score: 0.5 means the classifier cannot tell the sets apart, 1.0 that it always can (lower is better for a generator; well below
     0.5 points at a classifier that fits noise, not at a better generator). ``p_value`` comes from ``permutations``
     runs of the same procedure with the labels shuffled: (1 + runs at least as accurate) / (1 + permutations), a
     valid p-value for "the sets come from one distribution"; its cost is ``permutations`` times the test's.
 
     ``classifier``: ``"logistic"`` (default: standardized features, L2-regularized logistic regression with
-    strength ``C``, lbfgs -- deterministic), ``"mlp"`` (one hidden layer of 128 ReLUs, Adam, weight decay 1e-3, at most 500 epochs, seeded), or any
+    inverse strength ``C`` and balanced class weights, lbfgs -- deterministic), ``"mlp"`` (one hidden layer of 128 ReLUs, Adam, weight decay 1e-3, at most 500 epochs, seeded), or any
     object with ``fit(X, y)`` and ``predict_proba(X)`` (label 1 = generated; copied fresh for every fold).
     One process: every sample's features are on the host.
     """
