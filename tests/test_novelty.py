@@ -306,3 +306,91 @@ def test_novelty_metrics_take_tensors_on_the_torch_engine(rng):
         assert dev.info["engine"] == "torch"
         for key, value in host.items():
             np.testing.assert_array_equal(np.asarray(dev[key]), np.asarray(value), err_msg=f"{fn.__name__}.{key}")
+
+
+# ---------------------------------------------------------------------------------------------- in the tables
+NOVELTY_TABLE = ["memorization", "authpct", "alpha_precision", "beta_recall", "authenticity", "c2st"]
+
+
+def test_novelty_metrics_in_evaluate_references_and_leaderboards(tmp_path):
+    pytest.importorskip("sklearn")
+    train, fresh, copies = gaussian_case(d=10, n_train=400, n_fresh=150, n_copies=50)
+    fake = np.concatenate([fresh, copies])
+    rep = gm.evaluate(train, fake, metrics=["fid", *NOVELTY_TABLE], n_boot=0)
+    ab = gm.alpha_precision(train, fake)
+    c2 = gm.c2st(train, fake, permutations=0)
+    assert rep["memorization"] == gm.memorization(train, fake).fraction == 0.25
+    assert rep["authpct"] == gm.authpct(train, fake).authpct
+    assert (rep["alpha_precision"], rep["beta_recall"], rep["authenticity"]) == (
+        ab.delta_precision_alpha, ab.delta_recall_beta, ab.authenticity)
+    assert (rep["c2st"], rep["c2st_auc"]) == (c2.accuracy, c2.auc)
+    ref = gm.Reference.build(train, metrics=["fid", *NOVELTY_TABLE])
+    ref.save(tmp_path / "train.gmref")
+    back = gm.Reference.load(tmp_path / "train.gmref")
+    via_ref = back.evaluate(fake, n_boot=0)
+    assert {m: via_ref[m] for m in NOVELTY_TABLE} == {m: rep[m] for m in NOVELTY_TABLE}
+    board = gm.evaluate_many(back, {"fresh": fresh, "with copies": fake}, metrics=["memorization", "c2st"],
+                             sort="memorization", n_boot=0)
+    assert [e.name for e in board.entries] == ["fresh", "with copies"]  # lower memorization ranks first
+    with pytest.raises(ValueError, match="real features"):
+        gm.Reference.build(train, metrics=["fid"], keep_features=False).evaluate(fake, metrics=["memorization"])
+
+
+# ---------------------------------------------------------------------------------------------- FLS
+@pytest.fixture(scope="module")
+def dgm_fls(tmp_path_factory):
+    """dgm-eval's fls.py with its CUDA placement patched to the CPU (its only change)."""
+    import importlib.util
+
+    from conftest import peer_file
+
+    pytest.importorskip("torch")
+    source = open(peer_file("layer6ai-labs/dgm-eval", "dgm_eval/metrics/fls.py", tmp_path_factory)).read()
+    assert source.count(".cuda()") == 4 and source.count('device="cuda"') == 1
+    path = tmp_path_factory.mktemp("fls_cpu") / "fls_cpu.py"
+    path.write_text(source.replace(".cuda()", "").replace('device="cuda"', 'device="cpu"'))
+    spec = importlib.util.spec_from_file_location("dgm_fls_cpu", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fls_sets(seed=0, d=16, n=150, fake=None):
+    rng = np.random.default_rng(seed)
+    train, baseline, test = (rng.standard_normal((n, d)) for _ in range(3))
+    return train, baseline, test, rng.standard_normal((n, d)) * 1.1 if fake is None else fake
+
+
+@pytest.mark.parametrize("kind", ["fresh", "copies"])
+def test_fls_equals_dgm_eval(dgm_fls, kind):
+    train, baseline, test, fake = _fls_sets()
+    if kind == "copies":
+        fake = train + 1e-3 * np.random.default_rng(1).standard_normal(train.shape)
+    f32 = [a.astype(np.float32) for a in (train, baseline, test, fake)]
+    theirs, theirs_overfit = dgm_fls.compute_fls(*f32), dgm_fls.compute_fls_overfit(*f32)
+    ours32 = gm.fls(*f32, float32=True)
+    assert ours32.fls == pytest.approx(theirs, rel=1e-4)  # the same float32 arithmetic, up to operation order
+    assert ours32.fls_overfit == pytest.approx(theirs_overfit, abs=100 / len(fake) + 1e-9)
+    ours = gm.fls(train, baseline, test, fake)  # float64
+    assert ours.fls == pytest.approx(theirs, rel=1e-3)
+    if kind == "copies":
+        assert ours.fls < 50 and ours.fls_overfit > 40  # copies: worse than real samples, overfitting flagged
+    else:
+        assert 50 < ours.fls < 150 and abs(ours.fls_overfit) < 15
+
+
+def test_fls_is_deterministic_and_checks_its_input():
+    train, baseline, test, fake = _fls_sets(d=6, n=60)
+    a, b = gm.fls(train, baseline, test, fake), gm.fls(train, baseline, test, fake)
+    assert a.fls == b.fls and np.array_equal(a.log_bandwidths, b.log_bandwidths)
+    same = gm.fls(train, baseline, test, baseline.copy())
+    assert same.fls == pytest.approx(100.0, rel=1e-12)  # the generated set is the baseline: exactly 100
+    with pytest.raises(ValueError, match="features"):
+        gm.fls(train, baseline, test[:, :3], fake)
+    with pytest.raises(ValueError, match="steps"):
+        gm.fls(train, baseline, test, fake, steps=0)
+    const = train.copy()
+    for x in (const, baseline, test, fake):
+        x[:, 0] = 1.0
+    with pytest.raises(ValueError, match="constant"):
+        gm.fls(const, baseline, test, fake)

@@ -152,12 +152,14 @@ def test_demo_writes_a_complete_report(tmp_path, capsys):
     assert "ring8: final checkpoints" in out and "digits" in out
     page = html.unescape((tmp_path / "index.html").read_text())
     pngs = [f for f in os.listdir(tmp_path) if f.endswith(".png")]
-    assert len(pngs) == 12
+    assert len(pngs) == 18  # 4 per model, and the digits GANs' nearest training digits and realism ranking per loss
+    assert {f"digits_{kind}_{loss}.png" for kind in ("nearest", "realism") for loss in ("bce", "wgan-gp", "hinge")} \
+        <= set(pngs)
     for png in pngs:
         assert png in page and (tmp_path / png).stat().st_size > 5000
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
     # every figure carries its caption, and each model section its explanation
     assert page.count("<figcaption>") == len(pngs)
     for phrase in ("'(best)' marks", "'collapsed' is that generator", "5 critic", "cannot produce 25 disjoint",
-                   "sixth power of the feature scale"):
+                   "sixth power of the feature scale", "nearest training digits", "Loss: wgan-gp.", "realism score"):
         assert phrase in page

@@ -24,7 +24,7 @@ from ganmetrics.metrics.knn import (
     prdc,
     realism_score,
 )
-from ganmetrics.metrics.novelty import alpha_precision, authpct, ct_score, memorization, train_neighbours
+from ganmetrics.metrics.novelty import alpha_precision, authpct, ct_score, fls, memorization, train_neighbours
 from ganmetrics.metrics.detectability import C2STResult, c2st
 from ganmetrics.metrics.prd import PRDResult, plot_prd, prd
 from ganmetrics.plots import plot_coverage_holes, plot_detectable, plot_nearest_neighbours, plot_realism
@@ -68,6 +68,7 @@ __all__ = [
     "alpha_precision",
     "authpct",
     "ct_score",
+    "fls",
     "train_neighbours",
     "C2STResult",
     "c2st",

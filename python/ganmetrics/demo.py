@@ -320,19 +320,20 @@ def _plots(out_dir, rows, runs, samples, evaluators) -> dict[str, list[str]]:
         _savefig(fig, os.path.join(out_dir, path))
         figs[model].append(path)
 
-        if model == "digits":  # the samples behind the numbers: the best loss's final checkpoint
-            x = samples[(model, best_loss(model, rows))]
-            fake_images, feats = np.clip((x + 1) / 2, 0, 1), ev.extractor.features(x)
+        if model == "digits":  # the samples behind the numbers: each loss's final checkpoint
             train_images = np.clip((ev.real_images + 1) / 2, 0, 1)
-            path = f"{model}_nearest.png"
-            plot_nearest_neighbours(train_images, fake_images, train_features=ev.real, fake_features=feats, k=6,
-                                    rows=8, path=os.path.join(out_dir, path))
-            figs[model].append(path)
-            path = f"{model}_realism.png"
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # a sample on a real one has realism +inf; the ranking shows it
-                plot_realism(ev.real, fake_images, fake_features=feats, n=10, path=os.path.join(out_dir, path))
-            figs[model].append(path)
+            for loss in zoo.LOSSES:
+                x = samples[(model, loss)]
+                fake_images, feats = np.clip((x + 1) / 2, 0, 1), ev.extractor.features(x)
+                path = f"{model}_nearest_{loss}.png"
+                plot_nearest_neighbours(train_images, fake_images, train_features=ev.real, fake_features=feats,
+                                        k=6, rows=5, path=os.path.join(out_dir, path))
+                figs[model].append(path)
+                path = f"{model}_realism_{loss}.png"
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # a sample on a real one has realism +inf; the ranking shows it
+                    plot_realism(ev.real, fake_images, fake_features=feats, n=10, path=os.path.join(out_dir, path))
+                figs[model].append(path)
 
         # precision-recall map of every generator (final checkpoints and degraded)
         fig, ax = plt.subplots(figsize=(4.6, 4.2))
@@ -382,12 +383,13 @@ FIGURE_NOTES = {
     "training": "Training curves, smoothed: generator and discriminator losses (their scales differ between "
                 "losses and are not comparable across them), the gradient penalty (WGAN-GP only) and the "
                 "discriminator's gradient norm.",
-    "nearest": "The best loss's final generator: each generated digit beside its 6 nearest training digits in the "
-               "classifier's feature space, nearest first. The rows are the most copy-like samples (lowest ratio of "
+    "nearest": "The final generator of one loss (named in the file): each generated digit beside its 6 nearest "
+               "training digits in the classifier's feature space, nearest first. The rows are the most copy-like "
+               "samples (lowest ratio of "
                "the distances to the nearest and the next training sample); red titles are those "
                "ganmetrics.memorization flags as copies (ratio < 1/3). A GAN that generalizes shows variations, "
                "not the training digits themselves.",
-    "realism": "The same generator's samples ranked by realism score (Kynkäänniemi et al. 2019): the most realistic "
+    "realism": "That generator's samples ranked by realism score (Kynkäänniemi et al. 2019): the most realistic "
                "(top) and the least (bottom, red). Low scores point at the malformed samples that precision counts "
                "as outside the real manifold.",
     "precision_recall": "Precision (are the samples realistic?) against recall (is the variety covered?) for every "
@@ -431,8 +433,11 @@ def _write_report(out_dir, rows, runs, samples, evaluators, seconds) -> None:
         parts.append("<h3>Final checkpoints and degraded generators</h3><p>" + html.escape(TABLE_NOTE) + "</p>"
                      + _html_table(header, body))
         for path in figs[model]:
-            kind = path[len(model) + 1: -len(".png")]
-            parts.append(f"<figure><img src='{path}' alt='{path}'><figcaption>{html.escape(FIGURE_NOTES[kind])}"
+            kind, _, loss = path[len(model) + 1: -len(".png")].partition("_")
+            if kind not in FIGURE_NOTES:  # e.g. metrics_vs_step, precision_recall
+                kind, loss = path[len(model) + 1: -len(".png")], ""
+            note = FIGURE_NOTES[kind] + (f" Loss: {loss}." if loss else "")
+            parts.append(f"<figure><img src='{path}' alt='{path}'><figcaption>{html.escape(note)}"
                          "</figcaption></figure>")
         header, body = _table_rows(rows, model, final_only=False)
         body = [b for b in body if b[1]]

@@ -331,3 +331,101 @@ def ct_score(train: Any, test: Any, fake: Any, *, cells: int = 3, pca_dim: int |
               "cell_used": used, "cell": q_cells, "train_distance": q_dist}
     return MetricResult(values, {"cells": cells, "pca_dim": pca_dim, "tau": float(tau), "seed": seed,
                                  "n_train": len(t), "n_test": len(p), "n_fake": len(q)})
+
+
+# ---------------------------------------------------------------------------------------------- FLS
+FLS_STEPS = 100  # dgm-eval's (the FLS repository's) Adam steps, learning rate 0.5, divided by 10 after step 50
+
+
+def _fls_fit(torch: Any, dists: Any, dim: int, steps: int, lr: float) -> Any:
+    """The log-bandwidths of a KDE on the kernel points (columns of ``dists``, squared distances from the data
+    rows) that minimize the data's negative log-likelihood, by the FLS repository's procedure: zeros, Adam at
+    ``lr`` (divided by 10 after step 50), ``steps`` steps, clamped to [-100, 20] after each step."""
+    log_sigmas = torch.zeros(dists.shape[1], dtype=dists.dtype, device=dists.device, requires_grad=True)
+    optim = torch.optim.Adam([log_sigmas], lr=lr)
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optim, milestones=[50], gamma=0.1)
+    for _ in range(steps):
+        loss = _fls_nll(torch, dists, log_sigmas, dim).mean()
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        schedule.step()
+        with torch.no_grad():
+            log_sigmas.clamp_(-100, 20)
+    return log_sigmas.detach()
+
+
+def _fls_nll(torch: Any, dists: Any, log_sigmas: Any, dim: int) -> Any:
+    """Per data row, -log of the mean over kernel points of the isotropic Gaussian density (variance
+    exp(log_sigma)), without the (2 pi)^(d/2) constant (it cancels in FLS's difference)."""
+    exponent = -0.5 * dists / torch.exp(log_sigmas) - (dim / 2) * log_sigmas - np.log(dists.shape[1])
+    return -torch.logsumexp(exponent, dim=1)
+
+
+def fls(train: Any, baseline: Any, test: Any, fake: Any, *, steps: int = FLS_STEPS, lr: float = 0.5,
+        device: Any = None, float32: bool = False, overfit: bool = True) -> MetricResult:
+    """Feature Likelihood Score (Jiralerspong et al. 2023, "Feature likelihood score: evaluating the generalization
+    of generative models using samples"), as dgm-eval's ``compute_fls`` and ``compute_fls_overfit``.
+
+    A Gaussian KDE is centred on the generated samples, one bandwidth per sample fitted to the ``train`` features
+    (maximum likelihood by Adam, the FLS repository's schedule); the same is done with ``baseline`` real samples
+    (held out from training) in place of the generated ones. With NLL the mean negative log-likelihood of the
+    ``test`` features under each KDE, ``fls = 100 * exp(-2 (NLL_fake - NLL_baseline) / d)``: 100 when the generated
+    samples model the test set as well as real samples do, higher is better; poor samples and copies of the
+    training set (their bandwidths shrink onto the training points) score lower. ``fls_overfit`` (percent, in
+    [-50, 50]): the share of generated samples whose kernel gives the training set more likelihood than the test
+    set, minus 50; > 0 points at overfitting (it compares the first min(train, test) rows of each).
+
+    The features of all four sets are standardized together first (their mean and standard deviation), as in the
+    source. float64 throughout (``float32=True``: the source's precision), deterministic on a given device; memory
+    holds one (train x generated) matrix of squared distances, as the source does. ``device``: where torch runs
+    (default CPU). One process.
+    """
+    import torch  # an optional heavy dependency
+
+    for name, value, low in (("steps", steps, 1),):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not np.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    sets = {name: _host_rows(x, name) for name, x in
+            (("train", train), ("baseline", baseline), ("test", test), ("fake", fake))}
+    dim = sets["train"].shape[1]
+    for name, a in sets.items():
+        if a.shape[1] != dim:
+            raise ValueError(f"{name} has {a.shape[1]} features, train has {dim}")
+    dtype = torch.float32 if float32 else torch.float64
+    t = {name: torch.as_tensor(a, dtype=dtype, device=device or "cpu") for name, a in sets.items()}
+    every = torch.cat(list(t.values()))
+    mean, std = every.mean(dim=0), every.std(dim=0)
+    if bool((std == 0).any()):
+        raise ValueError(f"{int((std == 0).sum())} feature(s) are constant over the four sets; FLS standardizes "
+                         "each feature and cannot divide by 0")
+    t = {name: (x - mean) / std for name, x in t.items()}
+
+    def sq(a, b):
+        return torch.cdist(a, b) ** 2  # the source's distances
+
+    gen_sigmas = _fls_fit(torch, sq(t["train"], t["fake"]), dim, steps, lr)
+    nll_fake = float(_fls_nll(torch, sq(t["test"], t["fake"]), gen_sigmas, dim).mean())
+    base_sigmas = _fls_fit(torch, sq(t["train"], t["baseline"]), dim, steps, lr)
+    nll_base = float(_fls_nll(torch, sq(t["test"], t["baseline"]), base_sigmas, dim).mean())
+    score = float(100.0 * np.exp(-2.0 * (nll_fake - nll_base) / dim))
+    values = {"fls": score, "nll_fake": nll_fake, "nll_baseline": nll_base, "log_bandwidths": gen_sigmas.cpu().numpy()}
+    if overfit:
+        size = min(len(t["test"]), len(t["train"]))
+
+        def pairwise_ll(x):
+            return (-0.5 * sq(x, t["fake"]) / torch.exp(gen_sigmas) - (dim / 2) * gen_sigmas
+                    - np.log(len(t["fake"])))
+
+        diff = (torch.logsumexp(pairwise_ll(t["train"][:size]), dim=0)
+                - torch.logsumexp(pairwise_ll(t["test"][:size]), dim=0))
+        overfit_flags = (diff > 0).cpu().numpy()
+        values["fls_overfit"] = float(100.0 * overfit_flags.mean() - 50.0)
+        values["overfit"] = overfit_flags
+    if not np.isfinite(score):
+        raise ValueError(f"FLS is not finite (NLL fake {nll_fake:.6g}, baseline {nll_base:.6g}): the sets are too far "
+                         "apart for exp() in float64")
+    return MetricResult(values, {"steps": steps, "lr": lr, "dtype": str(dtype).replace("torch.", ""), "dim": dim,
+                                 **{f"n_{k}": len(v) for k, v in sets.items()}})
