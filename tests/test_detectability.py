@@ -19,6 +19,7 @@ def test_a_shifted_mean_is_detected():
     res = gm.c2st(real, fake, permutations=19)
     assert res.accuracy > 0.95 and res.auc > 0.99
     assert res.p_value == pytest.approx(1 / 20)  # no permuted run comes near
+    assert res.p_value_normal < 1e-30
     assert res.scores.shape == (600,) and np.all((res.scores >= 0) & (res.scores <= 1))
     np.testing.assert_array_equal(res.fake_scores, res.scores[300:])
     assert np.all(np.diff(res.fake_scores[res.most_detectable]) <= 0)  # most detectable first
@@ -32,13 +33,15 @@ def test_the_same_distribution_gives_chance_accuracy_and_calibrated_p_values():
     """Under the null hypothesis the permutation p-value is uniform: over 40 independent pairs of samples of one
     distribution its empirical distribution stays within binomial bounds of the uniform at 0.1, 0.25, 0.5."""
     rng = np.random.default_rng(1)
-    p_values, accuracies = [], []
+    p_values, normal, accuracies = [], [], []
     for seed in range(40):
         real, fake = rng.standard_normal((60, 3)), rng.standard_normal((60, 3))
         res = gm.c2st(real, fake, permutations=19, seed=seed, folds=3)
         p_values.append(res.p_value)
+        normal.append(res.p_value_normal)
         accuracies.append(res.accuracy)
-    p_values = np.array(p_values)
+    p_values, normal = np.array(p_values), np.array(normal)
+    assert np.mean(normal <= 0.1) <= 0.1 + 3 * np.sqrt(0.09 / 40)  # the approximation is not too liberal either
     assert abs(np.mean(accuracies) - 0.5) < 0.05
     for level in (0.1, 0.25, 0.5):
         share = np.mean(p_values <= level)

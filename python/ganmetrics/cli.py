@@ -392,7 +392,8 @@ def _cmd_c2st(args) -> dict:
     real, fake, info = _sides(args, "features")
     res = c2st(real, fake, classifier=args.classifier, folds=args.folds, permutations=args.permutations,
                seed=args.seed, progress=_progress(args))
-    out = {"accuracy": res.accuracy, "auc": res.auc, "p_value": res.p_value, "classifier": args.classifier,
+    out = {"accuracy": res.accuracy, "auc": res.auc, "p_value": res.p_value, "p_value_normal": res.p_value_normal,
+           "classifier": args.classifier,
            "folds": args.folds, "permutations": args.permutations,
            "most_detectable": [int(i) for i in res.most_detectable[:10]], **info}
     if out["p_value"] is None:
@@ -723,7 +724,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="logistic (default: L2-regularized logistic regression on standardized features) or mlp")
     sp.add_argument("--folds", type=_count(2), default=5, metavar="K", help="stratified folds (default 5)")
     sp.add_argument("--permutations", type=_count(0), default=100, metavar="N",
-                    help="label permutations for the p-value (default 100; 0: none)")
+                    help="label permutations for the p-value (default 100, each as costly as the test; 0: none, "
+                         "p_value_normal only)")
     sp.add_argument("--seed", type=_count(0), default=0, metavar="SEED", help="folds, classifier and permutations")
     sp.add_argument("--html", default=None, metavar="DIR",
                     help="also write DIR/index.html (with the most detectable samples for image inputs)")

@@ -13,6 +13,7 @@ permutations are seeded, so a call is repeatable to the last bit.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,8 @@ CLASSIFIERS = ("logistic", "mlp")
 
 class C2STResult(MetricResult):
     """``accuracy`` (out-of-fold, balanced, in [0, 1]; 0.5 = undetectable), ``auc`` (ROC AUC of the out-of-fold scores),
-    ``p_value`` (permutation test of accuracy <= 0.5; None without permutations), ``scores`` (per sample of
+    ``p_value`` (permutation test of accuracy <= 0.5; None without permutations), ``p_value_normal`` (its
+    normal approximation, always given), ``scores`` (per sample of
     [real; fake], the out-of-fold probability of being generated), ``real_scores``, ``fake_scores``,
     ``most_detectable`` (generated samples' indices, most confidently detected first) and ``fold_accuracy``."""
 
@@ -100,7 +102,10 @@ def c2st(real: Any, fake: Any, *, classifier: Any = "logistic", folds: int = 5, 
     score: 0.5 means the classifier cannot tell the sets apart, 1.0 that it always can (lower is better for a generator; well below
     0.5 points at a classifier that fits noise, not at a better generator). ``p_value`` comes from ``permutations``
     runs of the same procedure with the labels shuffled: (1 + runs at least as accurate) / (1 + permutations), a
-    valid p-value for "the sets come from one distribution"; its cost is ``permutations`` times the test's.
+    valid p-value for "the sets come from one distribution"; its cost is ``permutations`` times the test's (at
+    10,000 x 2048 per set the logistic test takes about 100 s on 2 cores: pass ``permutations=0`` there and read
+    ``p_value_normal``, the normal approximation of Lopez-Paz & Oquab, which treats the out-of-fold predictions
+    as independent -- close to the permutation p-value in the tests, but an approximation).
 
     ``classifier``: ``"logistic"`` (default: standardized features, L2-regularized logistic regression with
     inverse strength ``C`` and balanced class weights, lbfgs -- deterministic), ``"mlp"`` (one hidden layer of 128 ReLUs, Adam, weight decay 1e-3, at most 500 epochs, seeded), or any
@@ -139,10 +144,14 @@ def c2st(real: Any, fake: Any, *, classifier: Any = "logistic", folds: int = 5, 
                 pb.update(1)
         p_value = (1 + hits) / (1 + permutations)
     fake_scores = scores[fr.n:]
+    # Lopez-Paz & Oquab's null: held-out accuracy ~ normal about 1/2; for the balanced accuracy its standard
+    # deviation is sqrt(1 / n_real + 1 / n_fake) / 4
+    z = (accuracy - 0.5) / (0.25 * np.sqrt(1.0 / fr.n + 1.0 / ff.n))
     values = {
         "accuracy": accuracy,
         "auc": float(roc_auc_score(y, scores)),
         "p_value": p_value,
+        "p_value_normal": float(0.5 * math.erfc(z / math.sqrt(2.0))),
         "scores": scores,
         "real_scores": scores[:fr.n],
         "fake_scores": fake_scores,
