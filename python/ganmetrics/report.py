@@ -24,8 +24,7 @@ from ganmetrics.stats import FeatureStats
 
 KNOWN = ("fid", "kid", "precision", "recall", "density", "coverage", "nn1_accuracy", "vendi", "prd", "memorization",
          "authpct", "alpha_precision", "beta_recall", "authenticity", "c2st")
-# the metrics that read the real set as the generator's training set (novelty), and those of alpha_precision
-NOVELTY = ("memorization", "authpct")
+# the table's names for alpha_precision's integrated scores
 ALPHA_BETA = {"alpha_precision": "delta_precision_alpha", "beta_recall": "delta_recall_beta",
               "authenticity": "authenticity"}
 DEFAULT_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage")

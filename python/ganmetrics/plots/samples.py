@@ -52,7 +52,6 @@ class _Images:
     def __init__(self, images: Any, name: str):
         self.source = as_source(images, name, channels=3)
         self.name = name
-        self.gray = None
 
     def __len__(self) -> int:
         return len(self.source)
