@@ -154,12 +154,19 @@ def plot_coverage_holes(real_images: Any, fake: Any, *, real_features: Any = Non
         axes[0, 0].text(0.5, 0.5, f"every real sample is covered\n(coverage {res.coverage:.3f}, k = {k})",
                         ha="center", va="center", fontsize=9)
         return finish(fig, path)
+    return _grid(real, shown, [f"real {i}\nx{res.margin[i]:.2f}" for i in shown], cols,
+                 f"real samples not covered ({len(res.holes)} of {len(real)}; coverage {res.coverage:.3f}, k = {k})",
+                 path)
+
+
+def _grid(images: _Images, shown: Sequence[int], titles: list[str], cols: int, title: str,
+          path: str | os.PathLike | None) -> Any:
+    """The images ``shown``, ``cols`` to a row, each with its title."""
     rows = (len(shown) + cols - 1) // cols
     fig, axes = _figure(rows, min(cols, len(shown)))
-    for j, i in enumerate(shown):
-        _show(axes.ravel()[j], real.get(i), f"real {i}\nx{res.margin[i]:.2f}")
-    fig.suptitle(f"real samples not covered ({len(res.holes)} of {len(real)}; coverage {res.coverage:.3f}, k = {k})",
-                 fontsize=9)
+    for ax, i, t in zip(axes.ravel(), shown, titles):
+        _show(ax, images.get(i), t)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return finish(fig, path)
 
@@ -174,12 +181,7 @@ def plot_detectable(fake_images: Any, result: C2STResult, *, n: int = 16, cols: 
     fake = _Images(fake_images, "fake_images")
     if len(fake) != len(result.fake_scores):
         raise ValueError(f"fake_images has {len(fake)} images, the c2st result scored {len(result.fake_scores)}")
-    shown: Sequence[int] = result.most_detectable[:n]
-    rows = (len(shown) + cols - 1) // cols
-    fig, axes = _figure(rows, min(cols, len(shown)))
-    for j, i in enumerate(shown):
-        _show(axes.ravel()[j], fake.get(i), f"fake {i}\np={result.fake_scores[i]:.2f}")
-    fig.suptitle(f"most detectable generated samples (c2st accuracy {result.accuracy:.3f}, AUC {result.auc:.3f})",
-                 fontsize=9)
-    fig.tight_layout()
-    return finish(fig, path)
+    shown = result.most_detectable[:n]
+    return _grid(fake, shown, [f"fake {i}\np={result.fake_scores[i]:.2f}" for i in shown], cols,
+                 f"most detectable generated samples (c2st accuracy {result.accuracy:.3f}, AUC {result.auc:.3f})",
+                 path)
