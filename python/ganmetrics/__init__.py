@@ -90,3 +90,14 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
 ]
+
+# ganmetrics.training needs torch, an optional dependency: it is loaded on first use of these names.
+_TRAINING_NAMES = ("TrainingMonitor", "compare_runs")
+
+
+def __getattr__(name: str):
+    if name == "training" or name in _TRAINING_NAMES:
+        import ganmetrics.training as training  # torch: an optional heavy dependency
+
+        return training if name == "training" else getattr(training, name)
+    raise AttributeError(f"module 'ganmetrics' has no attribute {name!r}")

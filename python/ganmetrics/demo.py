@@ -21,6 +21,8 @@ from ganmetrics._io import atomic_write
 from ganmetrics._progress import progress_bar
 from ganmetrics.models import data, zoo
 from ganmetrics.plots import plot_nearest_neighbours, plot_realism
+from ganmetrics.training.dashboard import smooth
+from ganmetrics.training.log import read_log
 from ganmetrics.models.degraded import Blurred, Collapsed, ModeDropped, Noised, TrueSampler
 
 METRICS = ["fid", "kid", "precision", "recall", "density", "coverage", "nn1_accuracy"]
@@ -57,20 +59,31 @@ class Evaluator:
         # the real side of every comparison, computed once (statistics, factorization, k-NN radii)
         self.reference = gm.Reference.build(self.real, metrics=METRICS, k=5)
 
-    def evaluate(self, samples: np.ndarray) -> tuple[dict, dict]:
-        """The metric values and the intervals the reference reports with them."""
-        # KID: the exact full-set estimate, these sets are small
+    @property
+    def features(self):
+        """The map from generated samples to the space of the reference (None: the samples themselves)."""
+        return self.extractor.features if self.model == "digits" else None
+
+    def extra(self, samples: np.ndarray) -> dict:
+        """What the reference cannot tell: the Inception Score and classes covered (digits), the mixture truth."""
         if self.model == "digits":
-            feats = self.extractor.features(samples)
-            rep = self.reference.evaluate(feats, kid_subsets=None)
-            out = dict(rep)
-            out["inception_score"] = gm.inception_score(self.extractor.probs(samples), splits=10).mean
-            out["classes_covered"] = int(len(np.unique(self.extractor.predict(samples))))
-            return out, rep.intervals
-        rep = self.reference.evaluate(samples, kid_subsets=None)
+            return {"inception_score": gm.inception_score(self.extractor.probs(samples), splits=10).mean,
+                    "classes_covered": int(len(np.unique(self.extractor.predict(samples))))}
+        return self.mixture.truth(samples)
+
+    def evaluate(self, samples: np.ndarray) -> tuple[dict, dict]:
+        """The metric values and the intervals the reference reports with them ((low, high) per metric)."""
+        # KID: the exact full-set estimate, these sets are small
+        feats = samples if self.features is None else self.features(samples)
+        rep = self.reference.evaluate(feats, kid_subsets=None)
         out = dict(rep)
-        out.update(self.mixture.truth(samples))
-        return out, rep.intervals
+        out.update(self.extra(samples))
+        return out, {m: (iv.low, iv.high) for m, iv in rep.intervals.items()}
+
+    def monitor(self, out: str, label: str, background: str = "none") -> "gm.TrainingMonitor":
+        """A training monitor of one run against this reference, with the same metrics as ``evaluate``."""
+        return gm.TrainingMonitor(self.reference, out=out, label=label, n_samples=self.n, background=background,
+                                  features=self.features, extra=self.extra, kid_subsets=None)
 
 
 DEGRADED_PER_MODEL = {"toy": 7, "digits": 5}
@@ -112,28 +125,40 @@ def run_demo(out_dir: str = "ganmetrics-demo", train: bool = False, n: int = 200
 
     t0 = time.perf_counter()
     os.makedirs(out_dir, exist_ok=True)
-    runs = {}
-    for model, loss in zoo.RUNS:
-        if train:
-            from ganmetrics.models.trainer import default_config, train as train_run
-
-            runs[(model, loss)] = train_run(default_config(model, loss), progress=progress)
-        else:
-            runs[(model, loss)] = zoo.run(model, loss)
+    runs, evaluators, logs = {}, {}, {}
     rows: list[Row] = []
     samples_for_plots: dict = {}
-    evaluators = {}
-    jobs = [(m, l, s) for (m, l), r in runs.items() for s in sorted(r.checkpoints)]
-    total = len(jobs) + DEGRADED_PER_MODEL["toy"] * 2 + DEGRADED_PER_MODEL["digits"]
+    n_evals = sum(len(zoo.run(m, loss).checkpoints) for m, loss in zoo.RUNS) if not train else 0
+    total = n_evals + DEGRADED_PER_MODEL["toy"] * 2 + DEGRADED_PER_MODEL["digits"]
     with progress_bar(total, "evaluating generators", unit="generators", enabled=progress) as bar:
-        for model, loss, step in jobs:
+        # every run goes through a TrainingMonitor, as a user's own training would: trained here with it, or
+        # the shipped run's per-step log replayed into it and its checkpoints evaluated by it
+        for model, loss in zoo.RUNS:
             ev = evaluators.setdefault(model, Evaluator(model, n))
-            g = zoo.generator(model, loss, step, result=runs[(model, loss)])
-            x = g.sample(ev.n, seed=0)
-            rows.append(Row(model, loss, step, *ev.evaluate(x)))
-            if step == max(runs[(model, loss)].checkpoints):
-                samples_for_plots[(model, loss)] = x
-            bar.update(1)
+            run_dir = os.path.join(out_dir, "runs", f"{model}-{loss}")
+            if os.path.exists(os.path.join(run_dir, "log.jsonl")):
+                os.remove(os.path.join(run_dir, "log.jsonl"))  # a fresh report, not a resumed run
+            mon = ev.monitor(run_dir, f"{model}/{loss}")
+            if train:
+                from ganmetrics.models.trainer import default_config, train as train_run
+
+                runs[(model, loss)] = train_run(default_config(model, loss), progress=progress, monitor=mon)
+            else:
+                runs[(model, loss)] = result = zoo.run(model, loss)
+                for i in range(len(result.log["g_loss"])):
+                    mon.log_step(i + 1, **{k: float(v[i]) for k, v in result.log.items()})
+                for step in sorted(result.checkpoints):
+                    mon.evaluate(step, zoo.generator(model, loss, step, result=result).sample(ev.n, seed=0))
+                    bar.update(1)
+            mon.close()
+            logs[(model, loss)] = log = read_log(run_dir)
+            for e in log.evals:
+                values = {m: v for m, v in e["metrics"].items() if m != "duplicate_share"}
+                if "classes_covered" in values:
+                    values["classes_covered"] = int(values["classes_covered"])
+                rows.append(Row(model, loss, e["step"], values, {m: tuple(b) for m, b in e["intervals"].items()}))
+            samples_for_plots[(model, loss)] = zoo.generator(model, loss, result=runs[(model, loss)]).sample(ev.n,
+                                                                                                              seed=0)
         for model in zoo.MODELS:
             ev = evaluators[model]
             loss = best_loss(model, rows)
@@ -150,7 +175,7 @@ def run_demo(out_dir: str = "ganmetrics-demo", train: bool = False, n: int = 200
     for model, what, measured, ok in checks:
         if not ok:
             print(f"  does not hold: {model}: {what} ({measured})")
-    _write_report(out_dir, rows, runs, samples_for_plots, evaluators, time.perf_counter() - t0)
+    _write_report(out_dir, rows, logs, samples_for_plots, evaluators, time.perf_counter() - t0)
     return rows
 
 
@@ -207,7 +232,7 @@ def _fmt(v, iv=None) -> str:
     """A value; with its interval, the interval's half-width beside it (the table's intervals are 95 %)."""
     if isinstance(v, (int, np.integer)):
         return str(v)
-    return f"{v:.4g}" if iv is None else f"{v:.4g} ±{(iv.high - iv.low) / 2:.2g}"
+    return f"{v:.4g}" if iv is None else f"{v:.4g} ±{(iv[1] - iv[0]) / 2:.2g}"
 
 
 def _table_rows(rows: list[Row], model: str, final_only: bool = True) -> tuple[list[str], list[list[str]]]:
@@ -256,7 +281,7 @@ def _tile(images: np.ndarray, cols: int, pad: int = 1) -> np.ndarray:
     return out
 
 
-def _plots(out_dir, rows, runs, samples, evaluators) -> dict[str, list[str]]:
+def _plots(out_dir, rows, logs, samples, evaluators) -> dict[str, list[str]]:
     import matplotlib.pyplot as plt
 
     figs: dict[str, list[str]] = {m: [] for m in zoo.MODELS}
@@ -304,16 +329,20 @@ def _plots(out_dir, rows, runs, samples, evaluators) -> dict[str, list[str]]:
         _savefig(fig, os.path.join(out_dir, path))
         figs[model].append(path)
 
-        # losses, gradient penalty and gradient norms
-        fig, axes = plt.subplots(1, 4, figsize=(13, 3))
+        # losses, gradient penalty, gradient norms and r_t, from each run's monitor log
+        panels = [("g_loss", "generator loss"), ("d_loss", "discriminator loss"), ("gp", "gradient penalty (wgan-gp)"),
+                  ("d_grad_norm", "D gradient norm"), ("r_t", "r_t: mean sign of D on real (BCE, hinge)")]
+        panels = [p for p in panels if all(p[0] in logs[(model, loss)].scalar_names() for loss in zoo.LOSSES)]
+        fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3))
         for loss in zoo.LOSSES:
-            log = runs[(model, loss)].log
-            steps = np.arange(1, len(log["g_loss"]) + 1)
-            w = max(1, len(steps) // 100)
-            for ax, key in zip(axes, ["g_loss", "d_loss", "gp", "d_grad_norm"]):
-                ax.plot(steps[w - 1:], np.convolve(log[key], np.ones(w) / w, mode="valid"), label=loss, lw=1)
-        for ax, key in zip(axes, ["generator loss", "discriminator loss", "gradient penalty (wgan-gp)", "D gradient norm"]):
-            ax.set_title(key, fontsize=9)
+            for ax, (key, _) in zip(axes, panels):
+                if key == "r_t" and loss == "wgan-gp":
+                    continue  # a critic's sign has no meaning
+                steps, v = logs[(model, loss)].scalar(key)
+                w, sm = smooth(v)
+                ax.plot(steps[w - 1:], sm, label=loss, lw=1)
+        for ax, (_, title) in zip(axes, panels):
+            ax.set_title(title, fontsize=9)
             ax.set_xlabel("step", fontsize=8)
         axes[0].legend(fontsize=8)
         path = f"{model}_training.png"
@@ -339,7 +368,7 @@ def _plots(out_dir, rows, runs, samples, evaluators) -> dict[str, list[str]]:
         fig, ax = plt.subplots(figsize=(4.6, 4.2))
         markers = "osD^v<>ph*"
         finals = [r for r in rows if r.model == model
-                  and (r.step is None or r.step == max(runs[(model, r.generator)].checkpoints))]
+                  and (r.step is None or r.step == max(e["step"] for e in logs[(model, r.generator)].evals))]
         for i, r in enumerate(finals):
             ax.scatter(r.values["recall"], r.values["precision"], s=36, marker=markers[i % len(markers)],
                        label=r.generator)
@@ -381,8 +410,9 @@ FIGURE_NOTES = {
     "metrics_vs_step": "Each metric over training, one line per loss (FID on a log scale). Step 0 is the "
                        "untrained generator; lines end where each run stopped.",
     "training": "Training curves, smoothed: generator and discriminator losses (their scales differ between "
-                "losses and are not comparable across them), the gradient penalty (WGAN-GP only) and the "
-                "discriminator's gradient norm.",
+                "losses and are not comparable across them), the gradient penalty (WGAN-GP only), the "
+                "discriminator's gradient norm and r_t, the mean sign of D on its real batch (StyleGAN2-ADA's "
+                "overfitting heuristic; BCE and hinge only), all read from each run's TrainingMonitor log.",
     "nearest": "The final generator of one loss (named in the file): each generated digit beside its 6 nearest "
                "training digits in the classifier's feature space, nearest first. The rows are the most copy-like "
                "samples (lowest ratio of "
@@ -404,8 +434,8 @@ def _html_table(header, body, css_class: str = "num") -> str:
     return f"<table class='{css_class}'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
-def _write_report(out_dir, rows, runs, samples, evaluators, seconds) -> None:
-    figs = _plots(out_dir, rows, runs, samples, evaluators)
+def _write_report(out_dir, rows, logs, samples, evaluators, seconds) -> None:
+    figs = _plots(out_dir, rows, logs, samples, evaluators)
     from ganmetrics.extractors.digits import default_extractor
 
     parts = [
@@ -439,6 +469,9 @@ def _write_report(out_dir, rows, runs, samples, evaluators, seconds) -> None:
             note = FIGURE_NOTES[kind] + (f" Loss: {loss}." if loss else "")
             parts.append(f"<figure><img src='{path}' alt='{path}'><figcaption>{html.escape(note)}"
                          "</figcaption></figure>")
+        links = ", ".join(f"<a href='runs/{model}-{loss}/dashboard.html'>{loss}</a>" for loss in zoo.LOSSES)
+        parts.append(f"<p>Training dashboards, written by each run's ganmetrics.TrainingMonitor from its log "
+                     f"(runs/{model}-LOSS/log.jsonl): {links}.</p>")
         header, body = _table_rows(rows, model, final_only=False)
         body = [b for b in body if b[1]]
         parts.append("<details><summary>every checkpoint</summary>" + _html_table(header, body) + "</details>")

@@ -17,6 +17,7 @@ the one asked for.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -117,6 +118,15 @@ class Reference:
         if self._fd is None:
             self._fd = _Reference(_Side.of(self.stats, "real covariance"))
         return self._fd
+
+    def fingerprint(self) -> str:
+        """A SHA-256 of what the comparisons read (n, dim, extractor, mean, covariance, k-NN radii): two references
+        with the same fingerprint give the same numbers for the same samples."""
+        h = hashlib.sha256(json.dumps({"n": self.n, "dim": self.dim, "extractor": self.feature_extractor,
+                                       "k": sorted(self.radii2)}).encode())
+        for a in (self.stats.mean, self.stats.cov, *(self.radii2[k] for k in sorted(self.radii2))):
+            h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+        return h.hexdigest()
 
     def __repr__(self) -> str:
         where = f", path={self.path!r}" if self.path else ""

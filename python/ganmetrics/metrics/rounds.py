@@ -241,6 +241,6 @@ class FixedRealFrechet:
                 raise ValueError(f"the Fréchet distance of a bootstrap round came out negative ({fd:.6g})")
             fd = 0.0
         delta = (m + self.dim + 2 * self.rank + 16) * F64_UNIT_ROUNDOFF * max(float(np.trace(gram)), 0.0)
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # the pos == 0 branch is not taken
             per = np.where(pos > 0, np.minimum(np.sqrt(delta), delta / np.sqrt(pos)), np.sqrt(delta))
         return fd, 2.0 * float(per.sum())

@@ -8,15 +8,6 @@ import torch.nn.functional as F
 LOSSES = ("bce", "wgan-gp", "hinge")
 
 
-def gradient_penalty(disc, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """E[(|grad D(x_hat)| - 1)^2] on random interpolates of real and fake samples."""
-    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-    alpha = torch.rand(shape, device=real.device)
-    x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-    grad = torch.autograd.grad(disc(x_hat).sum(), x_hat, create_graph=True)[0]
-    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
-
-
 def discriminator_loss(kind: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
     if kind == "bce":
         return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()

@@ -11,12 +11,14 @@ import torch
 
 from ganmetrics._progress import steps
 from ganmetrics.models import data as data_mod
-from ganmetrics.models.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty
-from ganmetrics.models.nets import DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator
+from ganmetrics.models.losses import LOSSES, discriminator_loss, generator_loss
+from ganmetrics.models.nets import DCDiscriminator, DCGenerator, DigitClassifier, MLPDiscriminator, MLPGenerator
 from ganmetrics._io import atomic_write
 from ganmetrics._torch_files import load_data
+from ganmetrics.training.monitor import TrainingMonitor
+from ganmetrics.training.signals import grad_norm, gradient_penalty, sign_rate
 
-LOG_KEYS = ("g_loss", "d_loss", "gp", "g_grad_norm", "d_grad_norm")
+LOG_KEYS = ("g_loss", "d_loss", "gp", "g_grad_norm", "d_grad_norm", "d_real", "d_fake", "r_t")
 
 
 @dataclass(frozen=True)
@@ -79,14 +81,6 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def _grad_norm(module: torch.nn.Module) -> float:
-    total = 0.0
-    for p in module.parameters():
-        if p.grad is not None:
-            total += float(p.grad.detach().pow(2).sum())
-    return total**0.5
-
-
 def _real_sampler(cfg: TrainConfig, rng: np.random.Generator) -> Callable[[int], torch.Tensor]:
     if cfg.model == "digits":
         images, _ = data_mod.digits()
@@ -96,8 +90,11 @@ def _real_sampler(cfg: TrainConfig, rng: np.random.Generator) -> Callable[[int],
     return lambda n: torch.from_numpy(mixture.sample(n, seed=int(rng.integers(2**31))))
 
 
-def train(cfg: TrainConfig, progress: bool | None = False) -> TrainResult:
-    """Train one GAN. Same config (and seed) -> the same weights and logs, run after run."""
+def train(cfg: TrainConfig, progress: bool | None = False, monitor: TrainingMonitor | None = None) -> TrainResult:
+    """Train one GAN. Same config (and seed) -> the same weights and logs, run after run. ``monitor``: a
+    :class:`~ganmetrics.TrainingMonitor` fed every step (losses, penalty, gradient norms, D's scores of the last
+    critic step's batches) and asked to evaluate the generator at each checkpoint step; its latents come from
+    its own generator, so the training draws stay those of the run without a monitor."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     gen, disc = build_generator(cfg.model), build_discriminator(cfg.model)
@@ -112,6 +109,8 @@ def train(cfg: TrainConfig, progress: bool | None = False) -> TrainResult:
 
     if 0 in cfg.checkpoint_steps:
         snapshot(0)
+        if monitor is not None:
+            monitor.evaluate(0, gen)
     t0 = time.perf_counter()
     iterator = steps(range(1, cfg.steps + 1), cfg.steps, f"training {cfg.model}/{cfg.loss}", unit="steps",
                      progress=progress)
@@ -122,23 +121,31 @@ def train(cfg: TrainConfig, progress: bool | None = False) -> TrainResult:
             z = torch.randn(cfg.batch_size, gen.z_dim)
             with torch.no_grad():
                 fake = gen(z)
-            d_loss = discriminator_loss(cfg.loss, disc(real), disc(fake))
+            d_real, d_fake = disc(real), disc(fake)
+            d_loss = discriminator_loss(cfg.loss, d_real, d_fake)
             gp = gradient_penalty(disc, real, fake) if cfg.loss == "wgan-gp" else torch.zeros(())
             opt_d.zero_grad(set_to_none=True)
             (d_loss + cfg.gp_weight * gp).backward()
-            d_norm = _grad_norm(disc)
+            d_norm = grad_norm(disc)
             opt_d.step()
         z = torch.randn(cfg.batch_size, gen.z_dim)
         g_loss = generator_loss(cfg.loss, disc(gen(z)))
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
-        g_norm = _grad_norm(gen)
+        g_norm = grad_norm(gen)
         opt_g.step()
         i = step - 1
         log["g_loss"][i], log["d_loss"][i], log["gp"][i] = g_loss.item(), d_loss.item(), gp.item()
         log["g_grad_norm"][i], log["d_grad_norm"][i] = g_norm, d_norm
+        log["d_real"][i], log["d_fake"][i] = d_real.mean().item(), d_fake.mean().item()
+        log["r_t"][i] = sign_rate(d_real)
+        if monitor is not None:
+            monitor.log_step(step, **{k: float(log[k][i]) for k in LOG_KEYS if k not in ("d_real", "d_fake")},
+                             d_real=d_real.detach(), d_fake=d_fake.detach())
         if step in cfg.checkpoint_steps:
             snapshot(step)
+            if monitor is not None:
+                monitor.evaluate(step, gen)
     return TrainResult(cfg, log, checkpoints, time.perf_counter() - t0)
 
 
@@ -169,8 +176,6 @@ def load_run(path: str) -> TrainResult:
 
 def classifier_train(seed: int = 0, epochs: int = 40, progress: bool = False):
     """Train the digits classifier on the fixed split; returns (model, held-out accuracy)."""
-    from ganmetrics.models.nets import DigitClassifier
-
     torch.manual_seed(seed)
     (xtr, ytr), (xte, yte) = data_mod.digits_split(seed=0)
     xtr, ytr, xte, yte = map(torch.from_numpy, (xtr, ytr, xte, yte))
